@@ -1,0 +1,491 @@
+// greeter_client: a closed-loop load generator that shows how a gRPC
+// load-balancing policy spreads RPCs over greeter_server backends.
+//
+// It registers lbkit's policies, opens one channel to --target with the given
+// service config, warms up until every backend has answered, then sends
+// exactly --rpcs SayHello RPCs from --concurrency threads and reports, per
+// backend, how many RPCs it served, plus errors, throughput and latency. With
+// --json the report is one JSON object on stdout (the format tests and
+// benchmarks parse); otherwise a table. Failed RPCs are reported, not fatal:
+// the exit status is non-zero only for bad flags or a channel that cannot be
+// created.
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "greeter.grpc.pb.h"
+#include "lbkit/lbkit.h"
+#include "status_codes.h"
+
+ABSL_FLAG(std::string, target, "",
+          "Channel target URI, e.g. ipv4:127.0.0.1:50051,127.0.0.1:50052 (required).");
+ABSL_FLAG(std::string, service_config, "",
+          "Service config JSON, or @FILE to read it from FILE. Empty: gRPC's default "
+          "(pick_first).");
+ABSL_FLAG(int32_t, rpcs, 1000, "Number of measured RPCs.");
+ABSL_FLAG(int32_t, concurrency, 1,
+          "RPCs in flight at once: this many threads, each sending its next RPC as "
+          "soon as its last one finished.");
+ABSL_FLAG(int32_t, deadline_ms, 1000, "Deadline of each RPC, in milliseconds.");
+ABSL_FLAG(int32_t, hash_keys, 0,
+          "If > 0, RPC i carries the metadata 'x-user-id: user-<i mod hash_keys>', and "
+          "the report says which backends served each key.");
+ABSL_FLAG(int32_t, expect_backends, 0,
+          "Warm up until this many distinct backends have answered. 0: the number of "
+          "addresses in an ipv4: or ipv6: target, otherwise 1.");
+ABSL_FLAG(int32_t, warmup_ms, 3000,
+          "Upper bound on the warm-up (connecting plus warm-up RPCs), in milliseconds; "
+          "0 skips the warm-up.");
+ABSL_FLAG(bool, json, false, "Print the report as one JSON object on stdout.");
+ABSL_FLAG(bool, print_errors, false,
+          "Log the first few distinct error messages of the measured RPCs to stderr.");
+
+namespace lbkit_examples {
+namespace {
+
+using lbkit::examples::Greeter;
+using lbkit::examples::HelloReply;
+using lbkit::examples::HelloRequest;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kHashKeyHeader[] = "x-user-id";
+constexpr int kMaxConcurrency = 4096;
+constexpr size_t kMaxDistinctErrorsPrinted = 10;
+// After a failed warm-up RPC: long enough not to spin on a channel that fails
+// every RPC at once, short enough not to matter next to a reconnect.
+constexpr auto kWarmupRetryPause = std::chrono::milliseconds(10);
+
+void Log(absl::string_view message) {
+  absl::FPrintF(stderr, "greeter_client: %s\n", message);
+}
+
+struct Options {
+  std::string target;
+  std::string service_config;  // JSON, already read from its file
+  int rpcs = 0;
+  int concurrency = 0;
+  std::chrono::milliseconds deadline{0};
+  int hash_keys = 0;
+  int expect_backends = 0;
+  std::chrono::milliseconds warmup{0};
+  bool json = false;
+  bool print_errors = false;
+};
+
+// The number of addresses in an "ipv4:" or "ipv6:" target, whose resolvers
+// take a comma-separated list; 1 for any other scheme, where it is unknown.
+int CountTargetAddresses(absl::string_view target) {
+  if (!absl::StartsWith(target, "ipv4:") && !absl::StartsWith(target, "ipv6:")) return 1;
+  absl::string_view addresses = target.substr(5);
+  absl::ConsumePrefix(&addresses, "//");  // "ipv4:///a,b" has an empty authority
+  absl::ConsumePrefix(&addresses, "/");
+  int count = 0;
+  for (absl::string_view address : absl::StrSplit(addresses, ',')) {
+    if (!address.empty()) ++count;
+  }
+  return std::max(count, 1);
+}
+
+// Reads the flags into `options`; returns an error message if one is invalid.
+std::optional<std::string> ParseOptions(Options* options) {
+  options->target = absl::GetFlag(FLAGS_target);
+  if (options->target.empty()) return std::string("--target is required");
+
+  options->service_config = absl::GetFlag(FLAGS_service_config);
+  if (absl::StartsWith(options->service_config, "@")) {
+    const std::string path = options->service_config.substr(1);
+    std::ifstream file(path, std::ios::binary);
+    std::stringstream contents;
+    if (file.is_open()) contents << file.rdbuf();
+    if (!file.is_open() || file.bad()) {
+      return absl::StrCat("--service_config: cannot read \"", path, "\"");
+    }
+    options->service_config = contents.str();
+  }
+
+  options->rpcs = absl::GetFlag(FLAGS_rpcs);
+  if (options->rpcs < 0) return absl::StrCat("--rpcs must be >= 0, not ", options->rpcs);
+  options->concurrency = absl::GetFlag(FLAGS_concurrency);
+  if (options->concurrency < 1 || options->concurrency > kMaxConcurrency) {
+    return absl::StrCat("--concurrency must be in [1, ", kMaxConcurrency, "], not ",
+                        options->concurrency);
+  }
+  const int deadline_ms = absl::GetFlag(FLAGS_deadline_ms);
+  if (deadline_ms < 1) return absl::StrCat("--deadline_ms must be >= 1, not ", deadline_ms);
+  options->deadline = std::chrono::milliseconds(deadline_ms);
+  options->hash_keys = absl::GetFlag(FLAGS_hash_keys);
+  if (options->hash_keys < 0) {
+    return absl::StrCat("--hash_keys must be >= 0, not ", options->hash_keys);
+  }
+  options->expect_backends = absl::GetFlag(FLAGS_expect_backends);
+  if (options->expect_backends < 0) {
+    return absl::StrCat("--expect_backends must be >= 0, not ", options->expect_backends);
+  }
+  if (options->expect_backends == 0) {
+    options->expect_backends = CountTargetAddresses(options->target);
+  }
+  const int warmup_ms = absl::GetFlag(FLAGS_warmup_ms);
+  if (warmup_ms < 0) return absl::StrCat("--warmup_ms must be >= 0, not ", warmup_ms);
+  options->warmup = std::chrono::milliseconds(warmup_ms);
+  options->json = absl::GetFlag(FLAGS_json);
+  options->print_errors = absl::GetFlag(FLAGS_print_errors);
+  return std::nullopt;
+}
+
+std::string HashKey(int64_t index, int hash_keys) {
+  return absl::StrCat("user-", index % hash_keys);
+}
+
+struct RpcResult {
+  Clock::duration latency{};
+  grpc::StatusCode code = grpc::StatusCode::OK;
+  std::string backend;        // set if code is OK
+  std::string error_message;  // set otherwise
+};
+
+// One SayHello. `index` picks the hash key, if keys are in use.
+RpcResult CallOnce(Greeter::Stub& stub, const Options& options, int64_t index,
+                   std::chrono::milliseconds deadline) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + deadline);
+  if (options.hash_keys > 0) {
+    context.AddMetadata(kHashKeyHeader, HashKey(index, options.hash_keys));
+  }
+  HelloRequest request;
+  request.set_name("greeter_client");
+  HelloReply reply;
+
+  const Clock::time_point start = Clock::now();
+  const grpc::Status status = stub.SayHello(&context, request, &reply);
+  RpcResult result;
+  result.latency = Clock::now() - start;
+  result.code = status.error_code();
+  if (status.ok()) {
+    result.backend = std::move(*reply.mutable_backend());
+  } else {
+    result.error_message = status.error_message();
+  }
+  return result;
+}
+
+// Brings the channel to READY and sends unmeasured RPCs until
+// options.expect_backends distinct backends have answered, so that the
+// measurement does not include connection set-up or see a policy before all
+// of its backends are up. Gives up, with a warning, after options.warmup.
+void WarmUp(grpc::Channel& channel, Greeter::Stub& stub, const Options& options) {
+  if (options.warmup.count() == 0) return;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point end = start + options.warmup;
+  auto elapsed_ms = [start] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  };
+
+  if (!channel.WaitForConnected(std::chrono::system_clock::now() + options.warmup)) {
+    Log(absl::StrCat("warm-up: the channel is not READY after ", elapsed_ms(),
+                     " ms; measuring anyway"));
+    return;
+  }
+  std::set<std::string> backends;
+  int64_t sent = 0;
+  std::optional<RpcResult> last_failure;
+  while (static_cast<int>(backends.size()) < options.expect_backends) {
+    const Clock::time_point now = Clock::now();
+    if (now >= end) break;
+    const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(end - now);
+    RpcResult result = CallOnce(stub, options, sent++, std::min(options.deadline, remaining));
+    if (result.code == grpc::StatusCode::OK) {
+      backends.insert(std::move(result.backend));
+    } else {
+      last_failure = std::move(result);
+      std::this_thread::sleep_for(kWarmupRetryPause);
+    }
+  }
+  if (static_cast<int>(backends.size()) < options.expect_backends) {
+    std::string message = absl::StrCat("warm-up: ", backends.size(), " of ",
+                                       options.expect_backends, " expected backends answered ",
+                                       sent, " RPCs in ", elapsed_ms(), " ms");
+    if (last_failure) {
+      absl::StrAppend(&message, "; last error ", StatusCodeName(last_failure->code), ": ",
+                      last_failure->error_message);
+    }
+    Log(absl::StrCat(message, "; measuring anyway (see --expect_backends)"));
+  }
+}
+
+// Sends the measured RPCs. Each thread takes the next unsent index until all
+// options.rpcs are taken, so the total is exact however the threads progress.
+Clock::duration RunLoad(Greeter::Stub& stub, const Options& options,
+                        std::vector<RpcResult>* results) {
+  results->assign(options.rpcs, RpcResult{});
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < options.rpcs;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      (*results)[i] = CallOnce(stub, options, i, options.deadline);
+    }
+  };
+  const Clock::time_point start = Clock::now();
+  std::vector<std::thread> threads;
+  threads.reserve(options.concurrency);
+  for (int t = 0; t < options.concurrency; ++t) threads.emplace_back(worker);
+  for (std::thread& thread : threads) thread.join();
+  return Clock::now() - start;
+}
+
+struct Report {
+  int64_t rpcs = 0;
+  int64_t ok = 0;
+  std::map<std::string, int64_t> errors;       // by code name
+  std::map<std::string, int64_t> per_backend;  // successful RPCs only
+  double qps = 0;
+  double elapsed_s = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0;
+  // Index k: the backends that served key "user-<k>".
+  std::vector<std::set<std::string>> key_to_backends;
+  // "CODE: message" in order of first occurrence, with counts.
+  std::vector<std::pair<std::string, int64_t>> distinct_errors;
+};
+
+// Nearest-rank percentile of sorted latencies, in microseconds.
+double PercentileUs(const std::vector<Clock::duration>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  const size_t index = std::min(std::max<size_t>(rank, 1), sorted.size()) - 1;
+  return std::chrono::duration<double, std::micro>(sorted[index]).count();
+}
+
+Report Summarise(const std::vector<RpcResult>& results, Clock::duration elapsed,
+                 const Options& options) {
+  Report report;
+  report.rpcs = static_cast<int64_t>(results.size());
+  report.elapsed_s = std::chrono::duration<double>(elapsed).count();
+  if (report.elapsed_s > 0) report.qps = static_cast<double>(report.rpcs) / report.elapsed_s;
+  report.key_to_backends.resize(options.hash_keys);
+
+  std::vector<Clock::duration> latencies;
+  latencies.reserve(results.size());
+  std::map<std::string, size_t> error_index;  // into distinct_errors
+  for (size_t i = 0; i < results.size(); ++i) {
+    const RpcResult& r = results[i];
+    latencies.push_back(r.latency);
+    if (r.code == grpc::StatusCode::OK) {
+      ++report.ok;
+      ++report.per_backend[r.backend];
+      if (options.hash_keys > 0) report.key_to_backends[i % options.hash_keys].insert(r.backend);
+      continue;
+    }
+    const std::string code = StatusCodeName(r.code);
+    ++report.errors[code];
+    std::string error = absl::StrCat(code, ": ", r.error_message);
+    auto [it, inserted] = error_index.emplace(std::move(error), report.distinct_errors.size());
+    if (inserted) report.distinct_errors.emplace_back(it->first, 0);
+    ++report.distinct_errors[it->second].second;
+  }
+  std::sort(latencies.begin(), latencies.end());
+  report.p50_us = PercentileUs(latencies, 0.50);
+  report.p99_us = PercentileUs(latencies, 0.99);
+  report.p999_us = PercentileUs(latencies, 0.999);
+  return report;
+}
+
+// A JSON string literal. Bytes >= 0x80 pass through: backend names arrive in
+// protobuf strings, which are UTF-8.
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string JsonCounts(const std::map<std::string, int64_t>& counts) {
+  std::string out = "{";
+  for (const auto& [name, count] : counts) {
+    if (out.size() > 1) out += ',';
+    absl::StrAppend(&out, JsonString(name), ":", count);
+  }
+  return out + "}";
+}
+
+std::string ToJson(const Report& r) {
+  std::string out = absl::StrCat("{\"rpcs\":", r.rpcs, ",\"ok\":", r.ok,
+                                 ",\"errors\":", JsonCounts(r.errors),
+                                 ",\"per_backend\":", JsonCounts(r.per_backend));
+  absl::StrAppendFormat(&out, ",\"qps\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}",
+                        r.qps, r.p50_us, r.p99_us, r.p999_us);
+  if (!r.key_to_backends.empty()) {
+    out += ",\"key_to_backends\":{";
+    for (size_t k = 0; k < r.key_to_backends.size(); ++k) {
+      if (k > 0) out += ',';
+      absl::StrAppend(&out, JsonString(absl::StrCat("user-", k)), ":[");
+      bool first = true;
+      for (const std::string& backend : r.key_to_backends[k]) {
+        if (!first) out += ',';
+        first = false;
+        out += JsonString(backend);
+      }
+      out += ']';
+    }
+    out += '}';
+  }
+  return out + "}";
+}
+
+double Percent(int64_t part, int64_t whole) {
+  return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+}
+
+void PrintTable(const Report& r, const Options& options) {
+  absl::PrintF("target       %s\n", options.target);
+  absl::PrintF("rpcs         %d (ok %d, failed %d), concurrency %d\n", r.rpcs, r.ok,
+               r.rpcs - r.ok, options.concurrency);
+  absl::PrintF("throughput   %.1f qps (%.3f s)\n", r.qps, r.elapsed_s);
+  absl::PrintF("latency      p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n\n", r.p50_us, r.p99_us,
+               r.p999_us);
+
+  int width = 7;
+  for (const auto& [name, count] : r.per_backend) width = std::max(width, static_cast<int>(name.size()));
+  for (const auto& [name, count] : r.errors) width = std::max(width, static_cast<int>(name.size()));
+  absl::PrintF("%-*s %10s %8s\n", width, "backend", "rpcs", "share");
+  for (const auto& [name, count] : r.per_backend) {
+    absl::PrintF("%-*s %10d %7.1f%%\n", width, name, count, Percent(count, r.rpcs));
+  }
+  if (!r.errors.empty()) {
+    absl::PrintF("\n%-*s %10s %8s\n", width, "error", "rpcs", "share");
+    for (const auto& [name, count] : r.errors) {
+      absl::PrintF("%-*s %10d %7.1f%%\n", width, name, count, Percent(count, r.rpcs));
+    }
+  }
+  if (!r.key_to_backends.empty()) {
+    size_t unserved = 0, single = 0;
+    for (const auto& backends : r.key_to_backends) {
+      if (backends.empty()) ++unserved;
+      if (backends.size() == 1) ++single;
+    }
+    absl::PrintF("\nhash keys    %d: %d served by one backend, %d by several, %d never served\n",
+                 r.key_to_backends.size(), single,
+                 r.key_to_backends.size() - single - unserved, unserved);
+  }
+}
+
+void PrintErrors(const Report& r) {
+  const size_t shown = std::min(r.distinct_errors.size(), kMaxDistinctErrorsPrinted);
+  for (size_t i = 0; i < shown; ++i) {
+    Log(absl::StrCat("error (", r.distinct_errors[i].second, "x) ", r.distinct_errors[i].first));
+  }
+  if (r.distinct_errors.size() > shown) {
+    Log(absl::StrCat("... and ", r.distinct_errors.size() - shown, " more distinct errors"));
+  }
+}
+
+int Main() {
+  Options options;
+  if (std::optional<std::string> error = ParseOptions(&options)) {
+    Log(*error);
+    return 2;
+  }
+  // Before anything else touches gRPC: registration is only possible until
+  // gRPC builds its configuration for the first channel.
+  if (absl::Status status = lbkit::RegisterAll(); !status.ok()) {
+    Log(absl::StrCat("lbkit::RegisterAll: ", status.ToString()));
+    return 1;
+  }
+
+  grpc::ChannelArguments args;
+  if (!options.service_config.empty()) args.SetServiceConfigJSON(options.service_config);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  if (channel == nullptr) {
+    Log(absl::StrCat("cannot create a channel to ", options.target));
+    return 1;
+  }
+  std::unique_ptr<Greeter::Stub> stub = Greeter::NewStub(channel);
+  // gRPC does not fail channel creation: when the arguments are unusable (a
+  // service config that does not parse, or names no known policy) it returns
+  // a "lame" channel that fails every RPC with the reason. A real channel is
+  // IDLE until something asks it to connect; gRPC 1.51's lame channel says
+  // TRANSIENT_FAILURE from the start. One probe RPC confirms it and gives the
+  // reason, which is then reported once instead of for each RPC.
+  if (const grpc_connectivity_state state = channel->GetState(false);
+      state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
+    const RpcResult probe = CallOnce(*stub, options, 0, options.deadline);
+    if (probe.code != grpc::StatusCode::OK) {
+      // gRPC 1.51 gives every lame channel the same message, "Failed to
+      // create secure client channel", even with insecure credentials; the
+      // real reason is only in the error it logs when creating the channel.
+      Log(absl::StrCat("cannot create a channel to ", options.target, ": ",
+                       StatusCodeName(probe.code), ": ", probe.error_message,
+                       " (gRPC logged the reason above; usually an invalid service config)"));
+      return 1;
+    }
+  }
+
+  WarmUp(*channel, *stub, options);
+  std::vector<RpcResult> results;
+  const Clock::duration elapsed = RunLoad(*stub, options, &results);
+  const Report report = Summarise(results, elapsed, options);
+
+  if (options.print_errors) PrintErrors(report);
+  if (options.json) {
+    absl::PrintF("%s\n", ToJson(report));
+  } else {
+    PrintTable(report, options);
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+}  // namespace lbkit_examples
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Sends SayHello RPCs to greeter_server backends through one gRPC channel and "
+      "reports how the load-balancing policy spread them.\n"
+      "Example: greeter_client --target=ipv4:127.0.0.1:50051,127.0.0.1:50052 "
+      "--service_config='{\"loadBalancingConfig\":[{\"lbkit_round_robin\":{}}]}' --json");
+  if (std::vector<char*> rest = absl::ParseCommandLine(argc, argv); rest.size() > 1) {
+    lbkit_examples::Log(absl::StrCat("unexpected argument \"", rest[1], "\"; see --help"));
+    return 2;
+  }
+  return lbkit_examples::Main();
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Installs everything lbkit needs on a Debian 12 machine, idempotently:
+#  - the apt packages for the build, tests, examples and benchmarks;
+#  - gRPC's internal headers (the LB plug-in API is not in libgrpc-dev),
+#    taken from Debian's source package of exactly the installed libgrpc29,
+#    because the internal ABI is not covered by the soname.
+# Nothing is downloaded except through apt.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+dest="$top/third_party/grpc-internal"
+stamp="$dest/.version"
+
+die() { echo "bootstrap: $*" >&2; exit 1; }
+
+PACKAGES=(
+  build-essential cmake pkg-config dpkg-dev
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
+  # benchmarks: the sidecar model and the charts
+  nginx-light haproxy python3-matplotlib
+  # tools the tests and scripts use
+  procps psmisc python3
+)
+
+need_install=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_install+=("$p")
+done
+
+if [ "$(id -u)" != 0 ] && [ ${#need_install[@]} -gt 0 ]; then
+  die "missing packages (${need_install[*]}) and not root: run as root"
+fi
+
+apt_updated=0
+apt_update() {
+  [ $apt_updated = 1 ] && return
+  echo "bootstrap: apt-get update"
+  apt-get update -qq || die "apt-get update failed"
+  apt_updated=1
+}
+
+if [ ${#need_install[@]} -gt 0 ]; then
+  apt_update
+  echo "bootstrap: installing ${need_install[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}" \
+    >/dev/null || die "apt-get install failed for: ${need_install[*]}"
+  # nginx and haproxy start system services on install; the benchmark harness
+  # runs its own instances on loopback, so stop the system ones.
+  for svc in nginx haproxy; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl stop "$svc" || true
+    elif [ -f "/run/$svc.pid" ]; then
+      kill "$(cat /run/$svc.pid)" 2>/dev/null || true
+    fi
+  done
+fi
+
+# The upstream version of the installed library, e.g. "1.51.1" from
+# "1.51.1-3+b1": a binNMU ("+b1") rebuilds the same source.
+lib_full=$(dpkg-query -W -f='${Version}' libgrpc29 2>/dev/null) || die "libgrpc29 is not installed"
+lib_upstream=${lib_full%%-*}
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lib_upstream" ]; then
+  echo "bootstrap: gRPC $lib_upstream internal headers already in $dest"
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "gRPC internal headers missing and not root: run as root"
+
+# A deb-src entry for bookworm main, next to the existing deb entries.
+if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "bootstrap: enabling deb-src for bookworm main"
+  cat > /etc/apt/sources.list.d/lbkit-deb-src.sources <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  apt_updated=0
+fi
+apt_update
+
+# The source version apt offers must be the one the binary was built from.
+src_full=$(apt-cache showsrc grpc 2>/dev/null | awk '/^Version:/{print $2}' | sort -V | tail -n1)
+[ -n "$src_full" ] || die "apt-cache showsrc grpc found nothing: is the deb-src entry reachable?"
+src_upstream=${src_full%%-*}
+src_upstream=${src_upstream#*:}
+[ "$src_upstream" = "$lib_upstream" ] || \
+  die "installed libgrpc29 is $lib_full (upstream $lib_upstream) but the grpc source package is $src_full: the internal headers would not match the library's ABI"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "bootstrap: downloading grpc source $src_full"
+(cd "$work" && apt-get source --download-only -qq "grpc=$src_full" >/dev/null) || die "apt-get source grpc=$src_full failed"
+tarball=$(ls "$work"/grpc_*.orig.tar.* 2>/dev/null | head -n1)
+[ -n "$tarball" ] || die "no grpc orig tarball in the downloaded source package"
+
+rm -rf "$dest"
+mkdir -p "$dest"
+# Only the headers: src/core/lib and the client channel (the LB plug-in API),
+# plus the few other core headers they include.
+tar -xf "$tarball" -C "$dest" --strip-components=1 --wildcards --no-anchored \
+  '*/src/core/lib/*.h' '*/src/core/ext/filters/client_channel/*.h' \
+  || die "extracting headers from $tarball failed"
+count=$(find "$dest" -name '*.h' | wc -l)
+[ "$count" -gt 100 ] || die "only $count headers extracted from $tarball"
+echo "$lib_upstream" > "$stamp"
+echo "bootstrap: extracted $count gRPC $lib_upstream internal headers into $dest"

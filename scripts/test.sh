@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine if needed, builds lbkit and runs the whole test
+# suite three times over:
+#   build/       optimised build (-O2, never NDEBUG): every test;
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: every test
+#                but the install test;
+#   build-tsan/  ThreadSanitizer: the algorithm and picker tests (labels
+#                "algorithms" and "picker"; docs/testing.md says why only
+#                those).
+# Any failure or sanitizer report fails the script.
+#
+#   scripts/test.sh                 everything (what CI runs)
+#   scripts/test.sh --no-sanitizers only the optimised build
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+jobs=${LBKIT_JOBS:-2}
+sanitizers=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-sanitizers) sanitizers=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+"$top/scripts/bootstrap.sh"
+
+configure_and_build() {
+  local dir=$1; shift
+  echo "== building $dir"
+  cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$top/$dir" -j"$jobs" "${targets[@]}"
+}
+
+run_ctest() {
+  local dir=$1; shift
+  echo "== testing $dir"
+  (cd "$top/$dir" && ctest --output-on-failure --timeout 600 -j2 "$@")
+}
+
+start=$(date +%s)
+targets=()
+configure_and_build build -DLBKIT_SANITIZE=
+run_ctest build
+
+if [ "$sanitizers" = 1 ]; then
+  # halt_on_error and exitcode make any report a failed test, not a log line.
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=86:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export LSAN_OPTIONS=suppressions=$top/tests/sanitizers/lsan.supp:print_suppressions=0
+  configure_and_build build-asan -DLBKIT_SANITIZE=address -DLBKIT_BUILD_BENCHMARKS=OFF
+  run_ctest build-asan -LE install
+
+  export TSAN_OPTIONS=halt_on_error=1:exitcode=87:suppressions=$top/tests/sanitizers/tsan.supp
+  targets=(--target lbkit_algorithms_test lbkit_policies_test)
+  configure_and_build build-tsan -DLBKIT_SANITIZE=thread -DLBKIT_BUILD_BENCHMARKS=OFF
+  run_ctest build-tsan -L 'algorithms|picker'
+fi
+echo "== all lbkit tests passed in $(( $(date +%s) - start )) s"

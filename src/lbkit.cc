@@ -1,0 +1,53 @@
+#include "lbkit/lbkit.h"
+
+#include <atomic>
+
+#include "absl/base/call_once.h"
+#include "grpc_internal/abi_guard.h"
+#include "grpc_internal/core_configuration_state.h"
+#include "policies/register.h"
+#include "policies/round_robin/round_robin.h"
+#include "src/core/lib/config/core_configuration.h"
+
+namespace lbkit {
+namespace {
+
+absl::once_flag g_register_once;
+// Written once inside call_once, read after it: call_once orders the two.
+absl::Status* g_register_status = nullptr;
+std::atomic<bool> g_registered{false};
+
+void DoRegister() {
+  if (grpc_internal::CoreConfigurationBuilt()) {
+    g_register_status = new absl::Status(absl::FailedPreconditionError(
+        "lbkit::RegisterAll() was called after gRPC built its core "
+        "configuration (a channel or server already exists), when gRPC no "
+        "longer accepts new load-balancing policies; nothing was registered. "
+        "Call lbkit::RegisterAll() at the start of main(), before the first "
+        "channel or server is created."));
+    return;
+  }
+  grpc_core::CoreConfiguration::RegisterBuilder(
+      [](grpc_core::CoreConfiguration::Builder* builder) {
+        policies::RegisterPolicies(builder);
+      });
+  g_register_status = new absl::Status();
+  g_registered.store(true, std::memory_order_release);
+}
+
+}  // namespace
+
+absl::Status RegisterAll() {
+  absl::call_once(g_register_once, DoRegister);
+  return *g_register_status;
+}
+
+bool IsRegistered() { return g_registered.load(std::memory_order_acquire); }
+
+std::vector<std::string> PolicyNames() {
+  return {std::string(policies::kRoundRobinPolicyName)};
+}
+
+const char* Version() { return "0.1.0"; }
+
+}  // namespace lbkit

@@ -1,0 +1,180 @@
+// The endpoints of one leaf policy: a subchannel per address, the connectivity
+// state the policy acts on, and reconciliation with each resolver update.
+//
+// Every lbkit leaf policy (round robin, least request, hashing, ...) owns one
+// EndpointList and builds its immutable pickers from it. The list:
+//  - keeps an endpoint, its subchannel and its state across resolver updates
+//    when its address (with its per-address args and attributes) stays, so an
+//    update never reconnects or resets what already works (DESIGN.md fact 12);
+//  - applies gRPC's round-robin state rules: IDLE counts as CONNECTING and is
+//    asked to connect at once; TRANSIENT_FAILURE stays sticky until the
+//    endpoint is READY again, so a backend cycling through CONNECTING does
+//    not flap the aggregate state;
+//  - asks for re-resolution when an endpoint goes to TRANSIENT_FAILURE (not on
+//    the first report, which would loop with the resolver);
+//  - when an update replaces every READY endpoint, keeps the replaced READY
+//    ones usable until a new one is READY or every new one has failed, as
+//    gRPC's own policies keep their old subchannel list, so an address
+//    change does not queue RPCs.
+// All methods run on the policy's WorkSerializer (hence `Locked`).
+
+#ifndef LBKIT_POLICIES_COMMON_ENDPOINT_LIST_H_
+#define LBKIT_POLICIES_COMMON_ENDPOINT_LIST_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "grpc_internal/abi_guard.h"
+#include "src/core/lib/channel/channel_args.h"
+#include "src/core/lib/gprpp/ref_counted.h"
+#include "src/core/lib/gprpp/ref_counted_ptr.h"
+#include "src/core/lib/load_balancing/lb_policy.h"
+#include "src/core/lib/load_balancing/subchannel_interface.h"
+#include "src/core/lib/resolver/server_address.h"
+
+namespace lbkit::policies {
+
+class EndpointList;
+
+// One backend address as a policy sees it. Reference-counted: pickers and
+// call trackers may hold it past the list's next update.
+class Endpoint : public grpc_core::RefCounted<Endpoint> {
+ public:
+  Endpoint(EndpointList* list, grpc_core::ServerAddress address,
+           std::string address_text);
+  ~Endpoint() override;
+
+  const grpc_core::ServerAddress& address() const { return address_; }
+  // "127.0.0.1:50051" or "[::1]:50051".
+  const std::string& address_text() const { return address_text_; }
+  // Null once the endpoint is shut down.
+  const grpc_core::RefCountedPtr<grpc_core::SubchannelInterface>& subchannel()
+      const {
+    return subchannel_;
+  }
+  // The state the policy acts on: CONNECTING (also before the first report
+  // and for IDLE), READY or TRANSIENT_FAILURE.
+  grpc_connectivity_state state() const { return state_; }
+  // The subchannel's last reported state, without the stickiness above.
+  grpc_connectivity_state reported_state() const { return reported_state_; }
+  // Why the endpoint last went to TRANSIENT_FAILURE.
+  const absl::Status& last_failure() const { return last_failure_; }
+
+  // Calls picked for this endpoint and not yet finished. Shared with the
+  // data plane (call trackers), hence atomic; survives picker rebuilds.
+  std::atomic<int64_t>& in_flight() { return in_flight_; }
+
+ private:
+  friend class EndpointList;
+  class Watcher;
+
+  void StartWatchingLocked(const grpc_core::ChannelArgs& args);
+  void ShutdownLocked();
+  void OnStateChangeLocked(grpc_connectivity_state new_state,
+                           absl::Status status);
+
+  EndpointList* list_;  // Null once shut down.
+  const grpc_core::ServerAddress address_;
+  const std::string address_text_;
+  grpc_core::RefCountedPtr<grpc_core::SubchannelInterface> subchannel_;
+  Watcher* watcher_ = nullptr;  // Owned by the subchannel.
+  bool reported_once_ = false;
+  grpc_connectivity_state state_ = GRPC_CHANNEL_CONNECTING;
+  grpc_connectivity_state reported_state_ = GRPC_CHANNEL_IDLE;
+  absl::Status last_failure_;
+  std::atomic<int64_t> in_flight_{0};
+};
+
+class EndpointList {
+ public:
+  // What the owning policy hears about its endpoints.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // An endpoint's policy-visible state() changed, or the set of endpoints
+    // usable for picking did (e.g. a retained endpoint was released).
+    virtual void OnEndpointsChangedLocked() = 0;
+  };
+
+  // `policy_name` prefixes log lines. The helper and pollset set belong to
+  // the policy, which must outlive the list (or shut it down first).
+  EndpointList(absl::string_view policy_name,
+               grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper,
+               grpc_pollset_set* interested_parties, Observer* observer);
+  ~EndpointList();
+
+  EndpointList(const EndpointList&) = delete;
+  EndpointList& operator=(const EndpointList&) = delete;
+
+  // Reconciles the endpoints with a resolver update. `args` are the update's
+  // channel args, handed to every new subchannel (they carry the health
+  // check service name). Duplicate addresses collapse into one endpoint.
+  void UpdateLocked(const grpc_core::ServerAddressList& addresses,
+                    const grpc_core::ChannelArgs& args);
+
+  // Drops every endpoint and its subchannel; the list can be updated again.
+  void ShutdownLocked();
+  void ResetBackoffLocked();
+
+  // In resolver order, duplicates removed.
+  const std::vector<grpc_core::RefCountedPtr<Endpoint>>& endpoints() const {
+    return endpoints_;
+  }
+  size_t size() const { return endpoints_.size(); }
+
+  // The endpoints a picker may use: the READY current ones, or, while none is
+  // READY yet after an update, the READY ones the update replaced.
+  std::vector<Endpoint*> ReadyEndpoints() const;
+
+  size_t num_ready() const { return num_ready_; }
+  size_t num_connecting() const { return num_connecting_; }
+  size_t num_transient_failure() const { return num_transient_failure_; }
+
+  // gRPC's round-robin aggregation, first match wins: READY if any endpoint
+  // (or retained endpoint) is READY; CONNECTING if any is CONNECTING;
+  // TRANSIENT_FAILURE when all have failed (or the list is empty).
+  grpc_connectivity_state AggregateState() const;
+
+  // The failure of the endpoint that failed last, for TRANSIENT_FAILURE
+  // pickers; OK if none has.
+  const absl::Status& last_failure() const { return last_failure_; }
+
+ private:
+  friend class Endpoint;
+
+  void OnEndpointStateChangeLocked(Endpoint* endpoint,
+                                   grpc_connectivity_state old_state,
+                                   grpc_connectivity_state new_state);
+  void CountLocked(grpc_connectivity_state state, int delta);
+  void MaybeReleaseRetainedLocked();
+
+  std::string policy_name_;
+  grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper_;
+  grpc_pollset_set* interested_parties_;
+  Observer* observer_;
+
+  std::vector<grpc_core::RefCountedPtr<Endpoint>> endpoints_;
+  absl::flat_hash_map<std::string, Endpoint*> by_address_;
+  // READY endpoints an update removed while no new endpoint was READY.
+  std::vector<grpc_core::RefCountedPtr<Endpoint>> retained_;
+  // The health-check args the subchannels were created with: when they
+  // change, every subchannel must be recreated to pick them up.
+  absl::optional<std::string> health_check_service_name_;
+  bool inhibit_health_checking_ = false;
+
+  size_t num_ready_ = 0;
+  size_t num_connecting_ = 0;
+  size_t num_transient_failure_ = 0;
+  absl::Status last_failure_;
+};
+
+// "127.0.0.1:50051" / "[::1]:50051" for an address, as Envoy prints hosts.
+std::string AddressText(const grpc_core::ServerAddress& address);
+
+}  // namespace lbkit::policies
+
+#endif  // LBKIT_POLICIES_COMMON_ENDPOINT_LIST_H_

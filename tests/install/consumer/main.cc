@@ -1,0 +1,46 @@
+// Registers lbkit, then runs a channel whose service config names
+// lbkit_round_robin: the policy must be known to gRPC (the config parses)
+// and the call must fail only because nothing listens on the address.
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <future>
+#include <iostream>
+
+#include "lbkit/lbkit.h"
+
+int main() {
+  absl::Status registered = lbkit::RegisterAll();
+  if (!registered.ok()) {
+    std::cerr << "RegisterAll: " << registered << "\n";
+    return 1;
+  }
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(
+      R"({"loadBalancingConfig": [{"lbkit_round_robin": {}}]})");
+  // Port 1 on loopback: nothing listens there.
+  auto channel = grpc::CreateCustomChannel(
+      "ipv4:127.0.0.1:1", grpc::InsecureChannelCredentials(), args);
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/lbkit.Consumer/Probe", grpc::StubOptions(),
+                 &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  grpc::Status status = done.get_future().get();
+  // An unknown policy would fail with INVALID_ARGUMENT ("... no known
+  // policies"); a working one reports the connection failure.
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+    std::cerr << "unexpected status " << status.error_code() << ": "
+              << status.error_message() << "\n";
+    return 1;
+  }
+  std::cout << "lbkit " << lbkit::Version() << " consumer OK: "
+            << status.error_message() << "\n";
+  return 0;
+}
