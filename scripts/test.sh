@@ -33,10 +33,27 @@ configure_and_build() {
   cmake --build "$top/$dir" -j"$jobs" "${targets[@]}"
 }
 
+passed=0
+failed=0
 run_ctest() {
   local dir=$1; shift
   echo "== testing $dir"
-  (cd "$top/$dir" && ctest --output-on-failure --timeout 600 -j2 "$@")
+  local log="$top/$dir/ctest-summary.log" rc=0
+  (cd "$top/$dir" && ctest --output-on-failure --timeout 600 -j2 "$@") | tee "$log" || rc=$?
+  # "100% tests passed, 0 tests failed out of 30"
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    local f t
+    f=$(sed -E 's/.*passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    t=$(sed -E 's/.*failed out of ([0-9]+).*/\1/' <<<"$line")
+    passed=$((passed + t - f))
+    failed=$((failed + f))
+  fi
+  if [ "$rc" != 0 ]; then
+    echo "lbkit: $passed passed, $((failed > 0 ? failed : 1)) failed"
+    exit "$rc"
+  fi
 }
 
 start=$(date +%s)
@@ -57,4 +74,5 @@ if [ "$sanitizers" = 1 ]; then
   configure_and_build build-tsan -DLBKIT_SANITIZE=thread -DLBKIT_BUILD_BENCHMARKS=OFF
   run_ctest build-tsan -L 'algorithms|picker'
 fi
-echo "== all lbkit tests passed in $(( $(date +%s) - start )) s"
+echo "== all lbkit test runs passed in $(( $(date +%s) - start )) s"
+echo "lbkit: $passed passed, $failed failed"

@@ -11,6 +11,7 @@
 // created.
 
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -38,6 +39,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "greeter.grpc.pb.h"
+#include "lbkit/channel.h"
 #include "lbkit/lbkit.h"
 #include "status_codes.h"
 
@@ -236,10 +238,21 @@ void WarmUp(grpc::Channel& channel, Greeter::Stub& stub, const Options& options)
   }
 }
 
+// Process CPU time (user + system, every thread: gRPC's own included), in
+// microseconds; the benchmarks divide it by the RPCs sent.
+double ProcessCpuUs() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto us = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
+  };
+  return us(usage.ru_utime) + us(usage.ru_stime);
+}
+
 // Sends the measured RPCs. Each thread takes the next unsent index until all
 // options.rpcs are taken, so the total is exact however the threads progress.
 Clock::duration RunLoad(Greeter::Stub& stub, const Options& options,
-                        std::vector<RpcResult>* results) {
+                        std::vector<RpcResult>* results, double* cpu_us) {
   results->assign(options.rpcs, RpcResult{});
   std::atomic<int64_t> next{0};
   auto worker = [&] {
@@ -248,12 +261,15 @@ Clock::duration RunLoad(Greeter::Stub& stub, const Options& options,
       (*results)[i] = CallOnce(stub, options, i, options.deadline);
     }
   };
+  const double cpu_start = ProcessCpuUs();
   const Clock::time_point start = Clock::now();
   std::vector<std::thread> threads;
   threads.reserve(options.concurrency);
   for (int t = 0; t < options.concurrency; ++t) threads.emplace_back(worker);
   for (std::thread& thread : threads) thread.join();
-  return Clock::now() - start;
+  const Clock::duration elapsed = Clock::now() - start;
+  *cpu_us = ProcessCpuUs() - cpu_start;
+  return elapsed;
 }
 
 struct Report {
@@ -263,6 +279,7 @@ struct Report {
   std::map<std::string, int64_t> per_backend;  // successful RPCs only
   double qps = 0;
   double elapsed_s = 0;
+  double cpu_us = 0;  // this process, during the measured RPCs
   double p50_us = 0, p99_us = 0, p999_us = 0;
   // Index k: the backends that served key "user-<k>".
   std::vector<std::set<std::string>> key_to_backends;
@@ -352,6 +369,7 @@ std::string ToJson(const Report& r) {
                                  ",\"per_backend\":", JsonCounts(r.per_backend));
   absl::StrAppendFormat(&out, ",\"qps\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}",
                         r.qps, r.p50_us, r.p99_us, r.p999_us);
+  absl::StrAppendFormat(&out, ",\"cpu_us\":%.0f", r.cpu_us);
   if (!r.key_to_backends.empty()) {
     out += ",\"key_to_backends\":{";
     for (size_t k = 0; k < r.key_to_backends.size(); ++k) {
@@ -379,6 +397,8 @@ void PrintTable(const Report& r, const Options& options) {
   absl::PrintF("rpcs         %d (ok %d, failed %d), concurrency %d\n", r.rpcs, r.ok,
                r.rpcs - r.ok, options.concurrency);
   absl::PrintF("throughput   %.1f qps (%.3f s)\n", r.qps, r.elapsed_s);
+  absl::PrintF("client CPU   %.1f us per RPC\n",
+               r.rpcs > 0 ? r.cpu_us / static_cast<double>(r.rpcs) : 0.0);
   absl::PrintF("latency      p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n\n", r.p50_us, r.p99_us,
                r.p999_us);
 
@@ -430,39 +450,28 @@ int Main() {
     return 1;
   }
 
+  // A malformed service config is reported here with its field path;
+  // lbkit::CreateChannel would otherwise hand back a channel failing every
+  // RPC with that message, and plain gRPC one failing them with no reason.
+  if (!options.service_config.empty()) {
+    if (absl::Status status = lbkit::ValidateServiceConfig(options.service_config);
+        !status.ok()) {
+      Log(absl::StrCat("--service_config: ", status.message()));
+      return 2;
+    }
+  }
   grpc::ChannelArguments args;
   if (!options.service_config.empty()) args.SetServiceConfigJSON(options.service_config);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
-  if (channel == nullptr) {
-    Log(absl::StrCat("cannot create a channel to ", options.target));
-    return 1;
-  }
+      lbkit::CreateChannel(options.target, grpc::InsecureChannelCredentials(), args);
   std::unique_ptr<Greeter::Stub> stub = Greeter::NewStub(channel);
-  // gRPC does not fail channel creation: when the arguments are unusable (a
-  // service config that does not parse, or names no known policy) it returns
-  // a "lame" channel that fails every RPC with the reason. A real channel is
-  // IDLE until something asks it to connect; gRPC 1.51's lame channel says
-  // TRANSIENT_FAILURE from the start. One probe RPC confirms it and gives the
-  // reason, which is then reported once instead of for each RPC.
-  if (const grpc_connectivity_state state = channel->GetState(false);
-      state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
-    const RpcResult probe = CallOnce(*stub, options, 0, options.deadline);
-    if (probe.code != grpc::StatusCode::OK) {
-      // gRPC 1.51 gives every lame channel the same message, "Failed to
-      // create secure client channel", even with insecure credentials; the
-      // real reason is only in the error it logs when creating the channel.
-      Log(absl::StrCat("cannot create a channel to ", options.target, ": ",
-                       StatusCodeName(probe.code), ": ", probe.error_message,
-                       " (gRPC logged the reason above; usually an invalid service config)"));
-      return 1;
-    }
-  }
 
   WarmUp(*channel, *stub, options);
   std::vector<RpcResult> results;
-  const Clock::duration elapsed = RunLoad(*stub, options, &results);
-  const Report report = Summarise(results, elapsed, options);
+  double cpu_us = 0;
+  const Clock::duration elapsed = RunLoad(*stub, options, &results, &cpu_us);
+  Report report = Summarise(results, elapsed, options);
+  report.cpu_us = cpu_us;
 
   if (options.print_errors) PrintErrors(report);
   if (options.json) {

@@ -8,9 +8,10 @@
 //
 // Once listening it prints exactly one line to stdout,
 //   listening on 127.0.0.1:PORT
-// with the port actually bound (--port=0 picks a free one), so that scripts
-// can start it and parse the port. Everything else goes to stderr.
-// SIGTERM or SIGINT shut it down gracefully; a second one kills it at once.
+// (the --host, and the port actually bound: --port=0 picks a free one), so
+// that scripts can start it and parse the port. Everything else goes to
+// stderr. SIGTERM or SIGINT shut it down gracefully, after --drain_ms of
+// reporting NOT_SERVING; a second one kills it at once.
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -21,12 +22,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
+#include <cstring>  // strerror
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +52,9 @@ ABSL_FLAG(double, error_rate, 0.0,
           "Probability in [0, 1] that a SayHello fails with --error_code.");
 ABSL_FLAG(std::string, error_code, "UNAVAILABLE",
           "gRPC status code name injected failures carry, e.g. UNAVAILABLE.");
+ABSL_FLAG(int32_t, drain_ms, 0,
+          "On SIGTERM/SIGINT, report NOT_SERVING and keep serving this long before "
+          "shutting down, so that health-checking clients move away first.");
 ABSL_FLAG(int32_t, max_threads, 256,
           "Upper bound on the sync server's threads, i.e. on concurrent RPCs; "
           "beyond it new RPCs fail with RESOURCE_EXHAUSTED.");
@@ -168,11 +173,12 @@ class BackendState {
     SetServingLocked(serving);
   }
 
-  // Reports NOT_SERVING to every health watcher and freezes the health
-  // status, so that clients move away before the connections close.
+  // Reports NOT_SERVING to every health watcher, for good, so that clients
+  // move away before the connections close.
   void ShutdownHealth() {
     absl::MutexLock lock(&mu_);
     behavior_.serving = false;
+    health_frozen_ = true;
     if (health_ != nullptr) health_->Shutdown();
   }
 
@@ -181,6 +187,7 @@ class BackendState {
   // the reported one in the same order under concurrent changes; the health
   // service never calls back into this class, so it cannot deadlock.
   void SetServingLocked(bool serving) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (health_frozen_) return;
     behavior_.serving = serving;
     if (health_ != nullptr) health_->SetServingStatus(serving);
   }
@@ -189,6 +196,7 @@ class BackendState {
   std::string name_ ABSL_GUARDED_BY(mu_);
   BehaviorSettings behavior_ ABSL_GUARDED_BY(mu_);
   grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool health_frozen_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Sleeps for `delay` unless the RPC is cancelled first; returns false if it
@@ -277,7 +285,8 @@ class ControlService final : public GreeterControl::Service {
 // handled: they are blocked in every thread and collected here with sigwait(),
 // so the handling code may take locks and call into gRPC, which a signal
 // handler may not. Returns once shutdown is complete.
-void HandleSignals(sigset_t signals, grpc::Server* server, BackendState* state) {
+void HandleSignals(sigset_t signals, std::chrono::milliseconds drain, grpc::Server* server,
+                   BackendState* state) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
@@ -291,7 +300,8 @@ void HandleSignals(sigset_t signals, grpc::Server* server, BackendState* state) 
         Log(absl::StrCat(state->name(), ": SIGUSR2, health is now SERVING"));
         break;
       default: {
-        Log(absl::StrCat(state->name(), ": ", strsignal(sig), ", shutting down"));
+        Log(absl::StrCat(state->name(), ": ", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                         ", shutting down"));
         // Unblocked in this thread alone, a second SIGINT or SIGTERM gets its
         // default action, so an impatient user can still kill the process.
         sigset_t terminate;
@@ -300,6 +310,11 @@ void HandleSignals(sigset_t signals, grpc::Server* server, BackendState* state) 
         sigaddset(&terminate, SIGTERM);
         pthread_sigmask(SIG_UNBLOCK, &terminate, nullptr);
         state->ShutdownHealth();
+        // gRPC's shutdown cancels the RPCs that have arrived but not yet
+        // reached a handler thread, so a client with RPCs in flight sees a few
+        // CANCELLED; clients that follow health status avoid them if they have
+        // time to see NOT_SERVING first.
+        if (drain.count() > 0) std::this_thread::sleep_for(drain);
         server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
         return;
       }
@@ -312,6 +327,9 @@ std::optional<std::string> ValidateFlags() {
   const int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) return absl::StrCat("--port must be in [0, 65535], not ", port);
   if (absl::GetFlag(FLAGS_host).empty()) return std::string("--host must not be empty");
+  if (absl::GetFlag(FLAGS_drain_ms) < 0) {
+    return absl::StrCat("--drain_ms must be >= 0, not ", absl::GetFlag(FLAGS_drain_ms));
+  }
   if (absl::GetFlag(FLAGS_max_threads) < 4) {
     // The sync server needs a few threads for polling before any RPC runs.
     return absl::StrCat("--max_threads must be >= 4, not ", absl::GetFlag(FLAGS_max_threads));
@@ -356,6 +374,10 @@ int Main() {
   grpc::ResourceQuota quota("greeter_server");
   quota.SetMaxThreads(absl::GetFlag(FLAGS_max_threads));
   builder.SetResourceQuota(quota);
+  // gRPC sets SO_REUSEPORT by default, so a second server given a busy
+  // --port would quietly share it with the first and receive some of its
+  // connections: confusing for a backend whose identity is the point.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const std::string host = absl::GetFlag(FLAGS_host);
   int bound_port = 0;
   builder.AddListeningPort(JoinHostPort(host, absl::GetFlag(FLAGS_port)),
@@ -382,7 +404,9 @@ int Main() {
   health->SetServingStatus(Greeter::service_full_name(), true);
   state.AttachHealthService(health);
 
-  std::thread signal_thread(HandleSignals, signals, server.get(), &state);
+  std::thread signal_thread(HandleSignals, signals,
+                            std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_ms)),
+                            server.get(), &state);
   Log(absl::StrCat(name, ": ", DescribeBehavior(state.Get().behavior)));
   // The one line on stdout; std::endl flushes it for whoever waits on a pipe.
   std::cout << "listening on " << JoinHostPort(host, bound_port) << std::endl;

@@ -1,0 +1,80 @@
+// The example client as users and the benchmarks run it: greeter_client
+// --json against greeter_server processes, its report parsed.
+
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "grpc_internal/abi_guard.h"
+#include "src/core/lib/json/json.h"
+#include "tests/support/backend_process.h"
+
+namespace lbkit {
+namespace {
+
+using testing::BackendProcess;
+
+struct ClientRun {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs greeter_client with `flags`, capturing stdout (stderr passes through).
+ClientRun RunClient(const std::string& flags) {
+  ClientRun run;
+  const std::string command = std::string(LBKIT_GREETER_CLIENT) + " " + flags;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+TEST(GreeterClientE2E, RoundRobinOverThreeBackendsIsEvenInTheJsonReport) {
+  std::vector<std::unique_ptr<BackendProcess>> backends;
+  for (int i = 0; i < 3; ++i) {
+    backends.push_back(BackendProcess::Start(absl::StrCat("client-", i)));
+  }
+  ClientRun run = RunClient(absl::StrCat(
+      "--target=", testing::Ipv4Target(backends),
+      " --service_config=",
+      Quote(R"({"loadBalancingConfig":[{"lbkit_round_robin":{}}]})"),
+      " --rpcs=3000 --concurrency=4 --hash_keys=5 --json"));
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  auto json = grpc_core::Json::Parse(run.out);
+  ASSERT_TRUE(json.ok()) << json.status() << ": " << run.out;
+  const auto& report = json->object_value();
+  EXPECT_EQ(report.at("rpcs").string_value(), "3000");
+  EXPECT_EQ(report.at("ok").string_value(), "3000");
+  EXPECT_TRUE(report.at("errors").object_value().empty());
+  const auto& per_backend = report.at("per_backend").object_value();
+  ASSERT_EQ(per_backend.size(), 3u) << run.out;
+  for (const auto& [name, count] : per_backend) {
+    EXPECT_NEAR(std::stoi(count.string_value()), 1000, 30) << name;
+  }
+  for (const char* key : {"qps", "latency_us", "cpu_us"}) {
+    EXPECT_TRUE(report.count(key)) << key;
+  }
+  // Round robin ignores the key: each of the 5 keys reaches all 3 backends.
+  const auto& keys = report.at("key_to_backends").object_value();
+  ASSERT_EQ(keys.size(), 5u);
+  for (const auto& [key, list] : keys) EXPECT_EQ(list.array_value().size(), 3u) << key;
+}
+
+TEST(GreeterClientE2E, MalformedServiceConfigExitsWithTheFieldPath) {
+  ClientRun run = RunClient(
+      "--target=ipv4:127.0.0.1:1 --service_config=" +
+      Quote(R"({"loadBalancingConfig":[{"lbkit_round_robin":[]}]})") + " 2>&1");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.out.find("field:loadBalancingConfig"), std::string::npos) << run.out;
+}
+
+}  // namespace
+}  // namespace lbkit
