@@ -1,0 +1,61 @@
+// Cost of one pick, per policy, at 10 to 10,000 READY endpoints: what every
+// RPC pays inside the channel. Includes the PickResult's subchannel
+// reference (taken and dropped), as in the channel.
+//
+//   build/benchmarks/lbkit_pick_benchmark --benchmark_format=json
+
+#include <map>
+#include <memory>
+
+#include "benchmarks/bench_main.h"
+#include "benchmarks/picker_fixtures.h"
+#include "src/core/lib/iomgr/exec_ctx.h"
+
+namespace lbkit::bench {
+namespace {
+
+constexpr int kSizes[] = {10, 100, 1000, 10000};
+
+// Built once per (policy, size), before timing, and shared by the threads of
+// a multi-threaded run.
+ReadyPolicy& Fixture(const PickerPolicy& policy, int n) {
+  static auto* fixtures =
+      new std::map<std::pair<std::string, int>, std::unique_ptr<ReadyPolicy>>;
+  auto& slot = (*fixtures)[{policy.name, n}];
+  if (slot == nullptr) slot = std::make_unique<ReadyPolicy>(policy, n);
+  return *slot;
+}
+
+void BM_Pick(benchmark::State& state, const PickerPolicy* policy) {
+  const int n = static_cast<int>(state.range(0));
+  auto* picker = Fixture(*policy, n).picker();
+  grpc_core::ExecCtx exec_ctx;
+  grpc_core::LoadBalancingPolicy::PickArgs args{
+      "/lbkit.examples.Greeter/SayHello", nullptr, nullptr};
+  for (auto _ : state) {
+    auto result = picker->Pick(args);
+    benchmark::DoNotOptimize(result);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void RegisterAllPickBenchmarks() {
+  for (const PickerPolicy& policy : PickerPolicies()) {
+    // Fixtures are made here, on the main thread, not inside a timed run.
+    for (int n : kSizes) Fixture(policy, n);
+    auto* b = benchmark::RegisterBenchmark(
+        absl::StrCat("BM_Pick/", policy.name).c_str(), BM_Pick, &policy);
+    for (int n : kSizes) b->Arg(n);
+    b->Threads(1);
+    if (policy.thread_safe) b->Threads(2);
+    b->UseRealTime();
+  }
+}
+
+}  // namespace
+}  // namespace lbkit::bench
+
+int main(int argc, char** argv) {
+  return lbkit::bench::BenchMain(argc, argv,
+                                 lbkit::bench::RegisterAllPickBenchmarks);
+}
