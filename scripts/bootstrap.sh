@@ -92,6 +92,8 @@ src_upstream=${src_upstream#*:}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# apt downloads as the unprivileged _apt user when it can write there.
+id _apt >/dev/null 2>&1 && chown _apt "$work"
 echo "bootstrap: downloading grpc source $src_full"
 (cd "$work" && apt-get source --download-only -qq "grpc=$src_full" >/dev/null) || die "apt-get source grpc=$src_full failed"
 tarball=$(ls "$work"/grpc_*.orig.tar.* 2>/dev/null | head -n1)

@@ -6,7 +6,6 @@
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
 #include "policies/register.h"
-#include "policies/round_robin/round_robin.h"
 #include "src/core/lib/config/core_configuration.h"
 
 namespace lbkit {
@@ -29,7 +28,9 @@ void DoRegister() {
   }
   grpc_core::CoreConfiguration::RegisterBuilder(
       [](grpc_core::CoreConfiguration::Builder* builder) {
-        policies::RegisterPolicies(builder);
+        for (const policies::PolicyEntry& policy : policies::kPolicies) {
+          policy.register_policy(builder);
+        }
       });
   g_register_status = new absl::Status();
   g_registered.store(true, std::memory_order_release);
@@ -45,7 +46,11 @@ absl::Status RegisterAll() {
 bool IsRegistered() { return g_registered.load(std::memory_order_acquire); }
 
 std::vector<std::string> PolicyNames() {
-  return {std::string(policies::kRoundRobinPolicyName)};
+  std::vector<std::string> names;
+  for (const policies::PolicyEntry& policy : policies::kPolicies) {
+    names.emplace_back(policy.name);
+  }
+  return names;
 }
 
 const char* Version() { return "0.1.0"; }

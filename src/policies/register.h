@@ -1,21 +1,28 @@
 // Registration hooks of every lbkit policy, called from lbkit::RegisterAll()
-// inside gRPC's CoreConfiguration builder. Adding a policy means adding its
-// function here, its name to kPolicyNames and its call to RegisterPolicies().
+// inside gRPC's CoreConfiguration builder. Adding a policy means declaring its
+// function here and adding it to kPolicies.
 
 #ifndef LBKIT_POLICIES_REGISTER_H_
 #define LBKIT_POLICIES_REGISTER_H_
 
+#include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
+#include "policies/round_robin/round_robin.h"
 #include "src/core/lib/config/core_configuration.h"
 
 namespace lbkit::policies {
 
 void RegisterRoundRobin(grpc_core::CoreConfiguration::Builder* builder);
 
-// Registers every policy above.
-inline void RegisterPolicies(grpc_core::CoreConfiguration::Builder* builder) {
-  RegisterRoundRobin(builder);
-}
+struct PolicyEntry {
+  absl::string_view name;
+  void (*register_policy)(grpc_core::CoreConfiguration::Builder*);
+};
+
+// Every lbkit policy, in the order the README documents them.
+inline constexpr PolicyEntry kPolicies[] = {
+    {kRoundRobinPolicyName, RegisterRoundRobin},
+};
 
 }  // namespace lbkit::policies
 

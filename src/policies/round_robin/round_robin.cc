@@ -148,12 +148,21 @@ class RoundRobin : public LoadBalancingPolicy, public EndpointList::Observer {
   void UpdatePickerLocked() {
     const grpc_connectivity_state state = endpoints_.AggregateState();
     std::vector<Endpoint*> ready = endpoints_.ReadyEndpoints();
-    if (state == last_state_ && ready == last_ready_ &&
+    // Compared by subchannel, not by Endpoint: the published picker holds a
+    // reference to each of its subchannels, so none of them can be freed and
+    // its address reused by a new one while it is in last_ready_. (An
+    // endpoint can be freed, and a new endpoint can reuse its address.)
+    std::vector<const SubchannelInterface*> ready_subchannels;
+    ready_subchannels.reserve(ready.size());
+    for (Endpoint* endpoint : ready) {
+      ready_subchannels.push_back(endpoint->subchannel().get());
+    }
+    if (state == last_state_ && ready_subchannels == last_ready_ &&
         state != GRPC_CHANNEL_TRANSIENT_FAILURE) {
       return;
     }
     last_state_ = state;
-    last_ready_ = ready;
+    last_ready_ = std::move(ready_subchannels);
     switch (state) {
       case GRPC_CHANNEL_READY: {
         std::vector<RefCountedPtr<SubchannelInterface>> subchannels;
@@ -193,8 +202,9 @@ class RoundRobin : public LoadBalancingPolicy, public EndpointList::Observer {
   EndpointList endpoints_;
   absl::BitGen bitgen_;
   bool shutdown_ = false;
+  // What the last published picker was built from.
   grpc_connectivity_state last_state_ = GRPC_CHANNEL_IDLE;
-  std::vector<Endpoint*> last_ready_;
+  std::vector<const SubchannelInterface*> last_ready_;
 };
 
 //

@@ -1,0 +1,42 @@
+// lbkit::RegisterAll() called first (by the test main): every policy it
+// names is known to gRPC's registry, and calling it again, from several
+// threads, changes nothing.
+
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lbkit/lbkit.h"
+#include "tests/support/fake_helper.h"
+
+namespace lbkit {
+namespace {
+
+TEST(RegisterAll, IsIdempotentAcrossThreads) {
+  std::vector<absl::Status> results(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = RegisterAll(); });
+  }
+  for (auto& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(IsRegistered());
+}
+
+TEST(RegisterAll, EveryNamedPolicyIsKnownToGrpc) {
+  const std::vector<std::string> names = PolicyNames();
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(names.front(), "lbkit_round_robin");
+  for (const std::string& name : names) {
+    EXPECT_EQ(name.rfind("lbkit_", 0), 0u) << name;
+    bool requires_config = true;
+    EXPECT_TRUE(grpc_core::CoreConfiguration::Get()
+                    .lb_policy_registry()
+                    .LoadBalancingPolicyExists(name, &requires_config))
+        << name;
+    EXPECT_TRUE(testing::ParseConfig(name, "{}").ok()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace lbkit
