@@ -309,72 +309,6 @@ def machine_info(load_before):
     }
 
 
-def fmt(x, digits=0):
-    return f"{x:,.{digits}f}"
-
-
-def markdown(results):
-    lines = []
-    info = results["machine"]
-    lines += [
-        "# lbkit loopback benchmark results",
-        "",
-        f"Latest run: {info['date']} on {info['cpu_model']} ({info['cores']} cores, "
-        f"Linux {info['kernel']}); load average before the run: "
-        f"{' '.join(str(x) for x in info['loadavg_before'])}. "
-        f"{results['rounds']} rounds, configurations interleaved within each round; "
-        f"medians, with [min-max] over the rounds. Proxies: {info['nginx']}, "
-        f"{info['haproxy']}, {results['proxy_workers']} workers each.",
-        "",
-        "Reproduce: `benchmarks/run_loopback.sh` (this file, the JSON and the chart "
-        "are rewritten), or `benchmarks/run_loopback.sh --quick`.",
-        "",
-        "CPU per RPC is utime+stime: the client's over its measured phase, the "
-        "proxy's and the servers' over the client's whole run (warm-up included), "
-        "divided by successful RPCs. Ratios are to gRPC's `round_robin` in the same "
-        "scenario and rounds.",
-        "",
-    ]
-    for sc in results["scenarios"]:
-        lines += [f"## {sc['name']}: {sc['description']}", "",
-                  f"{sc['rpcs_per_run']:,} RPCs per run.", ""]
-        base = sc["configs"][BASELINE]
-        lines.append("| configuration | QPS | QPS vs round_robin | p50 us | p99 us | "
-                     "p99 vs round_robin | p99.9 us | CPU us/RPC client | proxy | "
-                     "servers | total | errors |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for name, s in sc["configs"].items():
-            q = s["qps"]
-            lines.append(
-                f"| {name} | {fmt(q['median'])} [{fmt(q['min'])}-{fmt(q['max'])}] | "
-                f"{q['median'] / base['qps']['median']:.2f} | "
-                f"{fmt(s['p50_us']['median'])} | "
-                f"{fmt(s['p99_us']['median'])} [{fmt(s['p99_us']['min'])}-"
-                f"{fmt(s['p99_us']['max'])}] | "
-                f"{s['p99_us']['median'] / base['p99_us']['median']:.2f} | "
-                f"{fmt(s['p999_us']['median'])} | "
-                f"{fmt(s['cpu_us_per_rpc_client']['median'], 1)} | "
-                f"{fmt(s['cpu_us_per_rpc_proxy']['median'], 1)} | "
-                f"{fmt(s['cpu_us_per_rpc_servers']['median'], 1)} | "
-                f"{fmt(s['cpu_us_per_rpc_total']['median'], 1)} | "
-                f"{fmt(s['errors']['median'])} |")
-        lines.append("")
-        if sc["quality"]:
-            names = sc["backend_names"]
-            lines.append("Each backend's share of the RPCs (median over rounds):")
-            lines.append("")
-            lines.append("| configuration | " + " | ".join(
-                f"{n}{' (slow)' if i < len(sc['delays_ms']) and sc['delays_ms'][i] else ''}"
-                for i, n in enumerate(names)) + " |")
-            lines.append("|---|" + "---:|" * len(names))
-            for name, s in sc["configs"].items():
-                lines.append(f"| {name} | " + " | ".join(
-                    f"{s['share_pct'][n]:.1f}%" for n in names) + " |")
-            lines.append("")
-    lines += ["![QPS and p99 per configuration](loopback.png)", ""]
-    return "\n".join(lines)
-
-
 def chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -405,6 +339,21 @@ def chart(results, path):
     fig.savefig(path, dpi=90)
 
 
+def write_outputs(results, args, write_json=True):
+    os.makedirs(args.results_dir, exist_ok=True)
+    json_out = os.path.join(args.results_dir, "loopback.json")
+    if write_json:
+        with open(json_out, "w") as f:
+            json.dump(results, f, indent=1)
+    chart_out = os.path.join(args.results_dir, "loopback.png")
+    chart(results, chart_out)
+    sys.path.insert(0, os.path.dirname(HERE))
+    import render_results
+    render_results.write(args.markdown_out, args.results_dir)
+    print(f"wrote {json_out}, {chart_out} and {args.markdown_out} "
+          f"in {results['duration_s']} s")
+
+
 # --------------------------------------------------------------------------
 
 def main():
@@ -426,11 +375,17 @@ def main():
     parser.add_argument("--scenarios", default="",
                         help="comma-separated subset of: " +
                              ",".join(s.name for s in SCENARIOS))
-    parser.add_argument("--json-out", default=os.path.join(HERE, "results", "loopback.json"))
+    parser.add_argument("--results-dir", default=os.path.join(TOP, "benchmarks", "results"),
+                        help="where loopback.json and loopback.png go")
     parser.add_argument("--markdown-out", default=os.path.join(TOP, "benchmarks", "RESULTS.md"))
-    parser.add_argument("--chart-out", default=os.path.join(TOP, "benchmarks", "loopback.png"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--render-only", action="store_true",
+                        help="redraw the chart and RESULTS.md from the existing JSON")
     args = parser.parse_args()
+    if args.render_only:
+        with open(os.path.join(args.results_dir, "loopback.json")) as f:
+            write_outputs(json.load(f), args, write_json=False)
+        return
 
     rounds = 3 if args.quick and args.rounds == 5 else args.rounds
     rpc_scale = 0.25 if args.quick else 1.0
@@ -505,14 +460,7 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     results["duration_s"] = round(time.monotonic() - started, 1)
 
-    os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
-    with open(args.json_out, "w") as f:
-        json.dump(results, f, indent=1)
-    with open(args.markdown_out, "w") as f:
-        f.write(markdown(results))
-    chart(results, args.chart_out)
-    print(f"wrote {args.json_out}, {args.markdown_out}, {args.chart_out} "
-          f"in {results['duration_s']} s")
+    write_outputs(results, args)
     if failures:
         sys.exit("run_loopback: RPCs failed in: " + "; ".join(failures))
 
