@@ -67,13 +67,13 @@ void BM_SameAddressesUpdate(benchmark::State& state,
 void RegisterAllBuildBenchmarks() {
   for (const PickerPolicy& policy : PickerPolicies()) {
     auto* build = benchmark::RegisterBenchmark(
-        absl::StrCat("BM_BuildReady/", policy.name).c_str(), BM_BuildReady,
+        absl::StrCat("BM_BuildReady/", policy.label).c_str(), BM_BuildReady,
         &policy);
     auto* flip = benchmark::RegisterBenchmark(
-        absl::StrCat("BM_RebuildOnFlip/", policy.name).c_str(),
+        absl::StrCat("BM_RebuildOnFlip/", policy.label).c_str(),
         BM_RebuildOnFlip, &policy);
     auto* same = benchmark::RegisterBenchmark(
-        absl::StrCat("BM_SameAddressesUpdate/", policy.name).c_str(),
+        absl::StrCat("BM_SameAddressesUpdate/", policy.label).c_str(),
         BM_SameAddressesUpdate, &policy);
     for (int n : kSizes) {
       build->Arg(n);

@@ -54,7 +54,7 @@ void BM_Memory(benchmark::State& state, const PickerPolicy* policy) {
 void RegisterAllMemoryBenchmarks() {
   for (const PickerPolicy& policy : PickerPolicies()) {
     auto* b = benchmark::RegisterBenchmark(
-        absl::StrCat("BM_Memory/", policy.name).c_str(), BM_Memory, &policy);
+        absl::StrCat("BM_Memory/", policy.label).c_str(), BM_Memory, &policy);
     for (int n : kSizes) b->Arg(n);
     b->Iterations(1);
   }

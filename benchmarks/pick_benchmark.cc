@@ -21,7 +21,7 @@ constexpr int kSizes[] = {10, 100, 1000, 10000};
 ReadyPolicy& Fixture(const PickerPolicy& policy, int n) {
   static auto* fixtures =
       new std::map<std::pair<std::string, int>, std::unique_ptr<ReadyPolicy>>;
-  auto& slot = (*fixtures)[{policy.name, n}];
+  auto& slot = (*fixtures)[{policy.label, n}];
   if (slot == nullptr) slot = std::make_unique<ReadyPolicy>(policy, n);
   return *slot;
 }
@@ -44,7 +44,7 @@ void RegisterAllPickBenchmarks() {
     // Fixtures are made here, on the main thread, not inside a timed run.
     for (int n : kSizes) Fixture(policy, n);
     auto* b = benchmark::RegisterBenchmark(
-        absl::StrCat("BM_Pick/", policy.name).c_str(), BM_Pick, &policy);
+        absl::StrCat("BM_Pick/", policy.label).c_str(), BM_Pick, &policy);
     for (int n : kSizes) b->Arg(n);
     b->Threads(1);
     if (policy.thread_safe) b->Threads(2);

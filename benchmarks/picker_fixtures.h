@@ -18,6 +18,7 @@
 namespace lbkit::bench {
 
 struct PickerPolicy {
+  const char* label;   // Names the benchmark.
   const char* name;    // The policy's registered name.
   const char* config;  // Its loadBalancingConfig object.
   // gRPC's own pickers are not thread-safe (the channel serialises picks
@@ -27,10 +28,13 @@ struct PickerPolicy {
 
 inline const std::vector<PickerPolicy>& PickerPolicies() {
   static const auto* policies = new std::vector<PickerPolicy>{
-      {"lbkit_round_robin", "{}", true},
+      {"lbkit_round_robin", "lbkit_round_robin", "{}", true},
+      {"lbkit_least_request", "lbkit_least_request", "{}", true},
+      {"lbkit_least_request_ewma", "lbkit_least_request", R"({"peakEwma":{}})",
+       true},
       // Baselines: gRPC 1.51.1's built-in policies, through the same path.
-      {"round_robin", "{}", false},
-      {"pick_first", "{}", false},
+      {"round_robin", "round_robin", "{}", false},
+      {"pick_first", "pick_first", "{}", false},
   };
   return *policies;
 }

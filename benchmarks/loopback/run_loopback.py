@@ -46,16 +46,22 @@ class Config:
     policy: str = ""     # service-config policy of the client (direct configs)
     balance: str = ""    # the proxy's balancing directive
     single_backend: bool = False  # pick_first: one backend gets everything
+    policy_config: str = "{}"     # the policy's JSON config
 
     def service_config(self):
-        policy = self.policy if self.kind == "direct" else "pick_first"
-        return json.dumps({"loadBalancingConfig": [{policy: {}}]})
+        if self.kind != "direct":
+            return json.dumps({"loadBalancingConfig": [{"pick_first": {}}]})
+        return json.dumps({"loadBalancingConfig": [
+            {self.policy: json.loads(self.policy_config)}]})
 
 
 CONFIGS = [
     Config("pick_first", "direct", policy="pick_first", single_backend=True),
     Config("round_robin", "direct", policy="round_robin"),
     Config("lbkit_round_robin", "direct", policy="lbkit_round_robin"),
+    Config("lbkit_least_request", "direct", policy="lbkit_least_request"),
+    Config("lbkit_least_request_ewma", "direct", policy="lbkit_least_request",
+           policy_config='{"peakEwma": {"decay": "10s", "defaultRtt": "0.030s"}}'),
     Config("nginx_round_robin", "nginx", balance=""),
     Config("nginx_least_conn", "nginx", balance="least_conn;"),
     Config("haproxy_roundrobin", "haproxy", balance="roundrobin"),

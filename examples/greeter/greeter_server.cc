@@ -68,6 +68,7 @@ using lbkit::examples::Greeter;
 using lbkit::examples::GreeterControl;
 using lbkit::examples::HelloReply;
 using lbkit::examples::HelloRequest;
+using lbkit::examples::HoldRequest;
 
 // In-flight RPCs get this long to finish once shutdown starts; after it gRPC
 // cancels them.
@@ -241,6 +242,21 @@ class GreeterService final : public Greeter::Service {
     }
     reply->set_message(absl::StrCat("hello ", request->name(), " from ", s.name));
     reply->set_backend(s.name);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Hold(grpc::ServerContext* context, const HoldRequest* request,
+                    grpc::ServerWriter<HelloReply>* writer) override {
+    const BackendState::Snapshot s = state_->Get();
+    HelloReply reply;
+    reply.set_message(absl::StrCat("holding a stream on ", s.name));
+    reply.set_backend(s.name);
+    if (!writer->Write(reply)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+    // Bounded, like every wait here: a forgotten stream ends by itself.
+    const int hold_ms = request->hold_ms() > 0 ? request->hold_ms() : 10 * 60 * 1000;
+    if (!SleepUnlessCancelled(context, std::chrono::milliseconds(hold_ms))) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled by the client");
+    }
     return grpc::Status::OK;
   }
 

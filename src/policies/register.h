@@ -7,12 +7,14 @@
 
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
+#include "policies/least_request/least_request.h"
 #include "policies/round_robin/round_robin.h"
 #include "src/core/lib/config/core_configuration.h"
 
 namespace lbkit::policies {
 
 void RegisterRoundRobin(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterLeastRequest(grpc_core::CoreConfiguration::Builder* builder);
 
 struct PolicyEntry {
   absl::string_view name;
@@ -22,6 +24,7 @@ struct PolicyEntry {
 // Every lbkit policy, in the order the README documents them.
 inline constexpr PolicyEntry kPolicies[] = {
     {kRoundRobinPolicyName, RegisterRoundRobin},
+    {kLeastRequestPolicyName, RegisterLeastRequest},
 };
 
 }  // namespace lbkit::policies

@@ -10,32 +10,15 @@
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/json/json.h"
 #include "tests/support/backend_process.h"
+#include "tests/support/client_process.h"
 
 namespace lbkit {
 namespace {
 
 using testing::BackendProcess;
-
-struct ClientRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-// Runs greeter_client with `flags`, capturing stdout (stderr passes through).
-ClientRun RunClient(const std::string& flags) {
-  ClientRun run;
-  const std::string command = std::string(LBKIT_GREETER_CLIENT) + " " + flags;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
-
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
+using testing::ClientRun;
+using testing::Quote;
+using testing::RunClient;
 
 TEST(GreeterClientE2E, RoundRobinOverThreeBackendsIsEvenInTheJsonReport) {
   std::vector<std::unique_ptr<BackendProcess>> backends;

@@ -6,12 +6,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "gtest/gtest.h"
-#include "grpc_internal/abi_guard.h"
-#include "src/core/ext/filters/client_channel/resolver/fake/fake_resolver.h"
-#include "src/core/lib/address_utils/parse_address.h"
-#include "src/core/lib/iomgr/exec_ctx.h"
-#include "src/core/lib/uri/uri_parser.h"
 #include "tests/support/backend_process.h"
+#include "tests/support/fake_resolver.h"
 #include "tests/support/greeter_calls.h"
 
 namespace lbkit {
@@ -20,6 +16,7 @@ namespace {
 using testing::BackendProcess;
 using testing::CallMany;
 using testing::CallUntil;
+using testing::FakeResolver;
 using testing::Ipv4Target;
 using testing::LbConfig;
 using testing::MakeChannel;
@@ -121,41 +118,8 @@ TEST(RoundRobinE2E, AllBackendsNotServingFailsCallsWithUnavailable) {
       << tally.first_error;
 }
 
-// A manual resolver (gRPC's fake resolver) changes the address list while
-// the channel runs: the new backend gets traffic, the removed one none.
-class FakeResolver {
- public:
-  FakeResolver()
-      : generator_(grpc_core::MakeRefCounted<
-                   grpc_core::FakeResolverResponseGenerator>()) {}
-
-  grpc::ChannelArguments ChannelArgs() const {
-    grpc::ChannelArguments args;
-    args.SetPointerWithVtable(
-        GRPC_ARG_FAKE_RESOLVER_RESPONSE_GENERATOR, generator_.get(),
-        &grpc_core::FakeResolverResponseGenerator::kChannelArgPointerVtable);
-    return args;
-  }
-
-  void SetAddresses(const std::vector<std::string>& host_ports) {
-    grpc_core::ExecCtx exec_ctx;
-    grpc_core::Resolver::Result result;
-    grpc_core::ServerAddressList addresses;
-    for (const auto& hp : host_ports) {
-      auto uri = grpc_core::URI::Parse(absl::StrCat("ipv4:", hp));
-      GPR_ASSERT(uri.ok());
-      grpc_resolved_address address;
-      GPR_ASSERT(grpc_parse_uri(*uri, &address));
-      addresses.emplace_back(address, grpc_core::ChannelArgs());
-    }
-    result.addresses = std::move(addresses);
-    generator_->SetResponse(std::move(result));
-  }
-
- private:
-  grpc_core::RefCountedPtr<grpc_core::FakeResolverResponseGenerator> generator_;
-};
-
+// The manual resolver changes the address list while the channel runs: the
+// new backend gets traffic, the removed one none.
 TEST(RoundRobinE2E, ResolverUpdateAddsNewBackendAndDrainsRemovedOne) {
   Backends backends = StartBackends(3);
   FakeResolver resolver;

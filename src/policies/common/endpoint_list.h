@@ -28,6 +28,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "algorithms/peak_ewma.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/gprpp/ref_counted.h"
@@ -64,9 +65,14 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   // Why the endpoint last went to TRANSIENT_FAILURE.
   const absl::Status& last_failure() const { return last_failure_; }
 
-  // Calls picked for this endpoint and not yet finished. Shared with the
-  // data plane (call trackers), hence atomic; survives picker rebuilds.
+  // Calls picked for this endpoint and not yet finished (unary calls and
+  // streams alike). Shared with the data plane (call trackers), hence
+  // atomic; it lives as long as the endpoint, across picker rebuilds and
+  // resolver updates that keep the address.
   std::atomic<int64_t>& in_flight() { return in_flight_; }
+  // Round-trip time estimate fed by call trackers (lbkit_least_request's
+  // peakEwma); like in_flight(), it outlives pickers.
+  algorithms::PeakEwma& latency() { return latency_; }
 
  private:
   friend class EndpointList;
@@ -87,6 +93,7 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   grpc_connectivity_state reported_state_ = GRPC_CHANNEL_IDLE;
   absl::Status last_failure_;
   std::atomic<int64_t> in_flight_{0};
+  algorithms::PeakEwma latency_;
 };
 
 class EndpointList {

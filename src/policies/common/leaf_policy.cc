@@ -1,0 +1,96 @@
+#include "policies/common/leaf_policy.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace lbkit::policies {
+
+LeafPolicy::LeafPolicy(Args args, absl::string_view policy_name)
+    : LoadBalancingPolicy(std::move(args)),
+      policy_name_(policy_name),
+      endpoints_(policy_name, channel_control_helper(), interested_parties(),
+                 this) {}
+
+absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
+  if (!args.addresses.ok()) {
+    // Keep serving the endpoints we have; with none, the resolver's error is
+    // the best explanation for failing RPCs.
+    if (endpoints_.size() == 0) {
+      ReportTransientFailureLocked(args.addresses.status());
+    }
+    return args.addresses.status();
+  }
+  ApplyConfigLocked(args.config);
+  endpoints_.UpdateLocked(*args.addresses, args.args);
+  if (endpoints_.size() == 0) {
+    absl::Status status = absl::UnavailableError(absl::StrCat(
+        policy_name_, ": the resolver returned an empty address list",
+        args.resolution_note.empty() ? "" : ": ", args.resolution_note));
+    ReportTransientFailureLocked(status);
+    return status;
+  }
+  UpdatePickerLocked(/*force=*/true);
+  return absl::OkStatus();
+}
+
+void LeafPolicy::OnEndpointsChangedLocked() {
+  if (shutdown_ || endpoints_.size() == 0) return;
+  UpdatePickerLocked(/*force=*/false);
+}
+
+void LeafPolicy::ShutdownLocked() {
+  shutdown_ = true;
+  endpoints_.ShutdownLocked();
+}
+
+void LeafPolicy::ReportTransientFailureLocked(absl::Status status) {
+  last_state_ = GRPC_CHANNEL_TRANSIENT_FAILURE;
+  last_ready_.clear();
+  channel_control_helper()->UpdateState(
+      GRPC_CHANNEL_TRANSIENT_FAILURE, status,
+      std::make_unique<TransientFailurePicker>(status));
+}
+
+void LeafPolicy::UpdatePickerLocked(bool force) {
+  const grpc_connectivity_state state = endpoints_.AggregateState();
+  std::vector<Endpoint*> ready = endpoints_.ReadyEndpoints();
+  std::vector<const grpc_core::SubchannelInterface*> ready_subchannels;
+  ready_subchannels.reserve(ready.size());
+  for (Endpoint* endpoint : ready) {
+    ready_subchannels.push_back(endpoint->subchannel().get());
+  }
+  // An unchanged picker is not republished: a new one would restart
+  // rotations and reshuffle state for nothing. TRANSIENT_FAILURE is, since
+  // its message names the latest error.
+  if (!force && state == last_state_ && ready_subchannels == last_ready_ &&
+      state != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    return;
+  }
+  last_state_ = state;
+  last_ready_ = std::move(ready_subchannels);
+  switch (state) {
+    case GRPC_CHANNEL_READY:
+      channel_control_helper()->UpdateState(GRPC_CHANNEL_READY,
+                                            absl::OkStatus(),
+                                            MakeReadyPicker(ready));
+      break;
+    case GRPC_CHANNEL_CONNECTING:
+      channel_control_helper()->UpdateState(
+          GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
+          std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
+      break;
+    default: {
+      absl::Status status = absl::UnavailableError(absl::StrCat(
+          policy_name_, ": connections to all ", endpoints_.size(),
+          " endpoints failing; last error: ",
+          endpoints_.last_failure().ToString()));
+      channel_control_helper()->UpdateState(
+          GRPC_CHANNEL_TRANSIENT_FAILURE, status,
+          std::make_unique<TransientFailurePicker>(status));
+      break;
+    }
+  }
+}
+
+}  // namespace lbkit::policies

@@ -1,0 +1,68 @@
+// The part every lbkit leaf policy shares: it owns an EndpointList, answers
+// resolver updates (errors, empty lists), aggregates endpoint states into the
+// channel's state and publishes pickers: a queueing one while connecting, a
+// failing one (with the last error) when every endpoint has failed, and the
+// subclass's own picker over the READY endpoints. A leaf policy supplies only
+// its config handling and that READY picker.
+//
+//   class MyPolicy : public LeafPolicy {
+//     MyPolicy(Args args) : LeafPolicy(std::move(args), kName) {}
+//     absl::string_view name() const override { return kName; }
+//     std::unique_ptr<SubchannelPicker> MakeReadyPicker(
+//         const std::vector<Endpoint*>& ready) override;
+//   };
+
+#ifndef LBKIT_POLICIES_COMMON_LEAF_POLICY_H_
+#define LBKIT_POLICIES_COMMON_LEAF_POLICY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpc_internal/abi_guard.h"
+#include "policies/common/endpoint_list.h"
+#include "src/core/lib/load_balancing/lb_policy.h"
+
+namespace lbkit::policies {
+
+class LeafPolicy : public grpc_core::LoadBalancingPolicy,
+                   public EndpointList::Observer {
+ public:
+  absl::Status UpdateLocked(UpdateArgs args) final;
+  void ResetBackoffLocked() final { endpoints_.ResetBackoffLocked(); }
+  void OnEndpointsChangedLocked() final;
+
+ protected:
+  LeafPolicy(Args args, absl::string_view policy_name);
+
+  // Takes the new config before the endpoints are reconciled; a picker is
+  // published after every update, so a changed config always takes effect.
+  virtual void ApplyConfigLocked(
+      const grpc_core::RefCountedPtr<Config>& /*config*/) {}
+
+  // A picker over `ready` (at least one endpoint, each with a subchannel).
+  virtual std::unique_ptr<SubchannelPicker> MakeReadyPicker(
+      const std::vector<Endpoint*>& ready) = 0;
+
+  const EndpointList& endpoints() const { return endpoints_; }
+
+ private:
+  void ShutdownLocked() final;
+  void ReportTransientFailureLocked(absl::Status status);
+  // Publishes a picker if the state or the READY set changed, or `force`.
+  void UpdatePickerLocked(bool force);
+
+  const std::string policy_name_;
+  EndpointList endpoints_;
+  bool shutdown_ = false;
+  // What the last published picker was built from. Compared by subchannel,
+  // not by Endpoint: the published picker holds a reference to each of its
+  // subchannels, so none can be freed and its address reused while it is
+  // listed here (an Endpoint can be).
+  grpc_connectivity_state last_state_ = GRPC_CHANNEL_IDLE;
+  std::vector<const grpc_core::SubchannelInterface*> last_ready_;
+};
+
+}  // namespace lbkit::policies
+
+#endif  // LBKIT_POLICIES_COMMON_LEAF_POLICY_H_

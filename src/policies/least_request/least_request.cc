@@ -1,0 +1,288 @@
+// lbkit_least_request. Each pick draws choiceCount distinct READY endpoints
+// (in proportion to weight) and takes the one with the fewest calls in
+// flight, or with peakEwma the lowest EWMA round-trip time x (in flight + 1)
+// (src/algorithms/least_request.h has the exact costs). A call tracker
+// counts every call, unary or streaming, from pick to end and feeds the
+// EWMA with its duration.
+//
+// gRFC A48 (least_request_experimental in grpc-go/java) counts the same
+// way; gRPC C++ 1.51 has no least-request policy.
+
+#include "policies/least_request/least_request.h"
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/types/optional.h"
+#include "algorithms/least_request.h"
+#include "grpc_internal/abi_guard.h"
+#include "policies/common/leaf_policy.h"
+#include "policies/register.h"
+#include "src/core/lib/gprpp/time.h"
+#include "src/core/lib/gprpp/validation_errors.h"
+#include "src/core/lib/json/json.h"
+#include "src/core/lib/json/json_args.h"
+#include "src/core/lib/json/json_object_loader.h"
+#include "src/core/lib/load_balancing/lb_policy_factory.h"
+#include "src/core/lib/load_balancing/lb_policy_registry.h"
+
+namespace lbkit::policies {
+
+namespace {
+
+using grpc_core::LoadBalancingPolicy;
+using grpc_core::RefCountedPtr;
+using grpc_core::SubchannelInterface;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+//
+// Config
+//
+
+struct PeakEwmaConfig {
+  grpc_core::Duration decay = grpc_core::Duration::Seconds(10);
+  grpc_core::Duration default_rtt = grpc_core::Duration::Milliseconds(30);
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(
+      const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<PeakEwmaConfig>()
+            .OptionalField("decay", &PeakEwmaConfig::decay)
+            .OptionalField("defaultRtt", &PeakEwmaConfig::default_rtt)
+            .Finish();
+    return loader;
+  }
+
+  void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
+                    grpc_core::ValidationErrors* errors) {
+    for (auto [name, value] : {std::pair<const char*, grpc_core::Duration>{
+                                   ".decay", decay},
+                               {".defaultRtt", default_rtt}}) {
+      grpc_core::ValidationErrors::ScopedField field(errors, name);
+      if (value <= grpc_core::Duration::Zero() && !errors->FieldHasErrors()) {
+        errors->AddError("must be greater than 0");
+      }
+    }
+  }
+};
+
+struct LeastRequestParams {
+  uint32_t choice_count = 2;
+  double active_request_bias = 1.0;
+  absl::optional<PeakEwmaConfig> peak_ewma;
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(
+      const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<LeastRequestParams>()
+            .OptionalField("choiceCount", &LeastRequestParams::choice_count)
+            .OptionalField("activeRequestBias",
+                           &LeastRequestParams::active_request_bias)
+            .OptionalField("peakEwma", &LeastRequestParams::peak_ewma)
+            .Finish();
+    return loader;
+  }
+
+  void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
+                    grpc_core::ValidationErrors* errors) {
+    {
+      grpc_core::ValidationErrors::ScopedField field(errors, ".choiceCount");
+      // Not on top of a parse error already reported for the field.
+      if (choice_count < 2 && !errors->FieldHasErrors()) {
+        errors->AddError("must be at least 2");
+      }
+    }
+    // As gRFC A48: more than 10 choices buys nothing, so it is clamped.
+    if (choice_count > algorithms::LeastRequestChooser::kMaxChoices) {
+      choice_count = algorithms::LeastRequestChooser::kMaxChoices;
+    }
+    {
+      grpc_core::ValidationErrors::ScopedField field(errors,
+                                                     ".activeRequestBias");
+      if ((!(active_request_bias >= 0) || std::isinf(active_request_bias)) &&
+          !errors->FieldHasErrors()) {
+        errors->AddError("must be a finite number >= 0");
+      }
+    }
+  }
+};
+
+class LeastRequestConfig : public LoadBalancingPolicy::Config {
+ public:
+  explicit LeastRequestConfig(LeastRequestParams params)
+      : params_(std::move(params)) {}
+  absl::string_view name() const override { return kLeastRequestPolicyName; }
+  const LeastRequestParams& params() const { return params_; }
+
+ private:
+  LeastRequestParams params_;
+};
+
+//
+// Call tracker
+//
+
+// Counts a call from pick to end and, with peakEwma, feeds its duration to
+// the endpoint's estimate. The in-flight count is raised at the pick (so the
+// next pick sees it at once) and lowered when the channel destroys the
+// tracker, which it does exactly once per picked call however it ends.
+class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
+ public:
+  CallTracker(RefCountedPtr<Endpoint> endpoint, bool feed_ewma)
+      : endpoint_(std::move(endpoint)), feed_ewma_(feed_ewma) {}
+
+  ~CallTracker() override {
+    endpoint_->in_flight().fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void Start() override {
+    if (feed_ewma_) start_ns_ = NowNs();
+  }
+
+  void Finish(FinishArgs /*args*/) override {
+    if (!feed_ewma_ || start_ns_ == 0) return;
+    const int64_t now = NowNs();
+    endpoint_->latency().Observe(static_cast<double>(now - start_ns_), now);
+  }
+
+ private:
+  RefCountedPtr<Endpoint> endpoint_;
+  const bool feed_ewma_;
+  int64_t start_ns_ = 0;
+};
+
+//
+// Picker
+//
+
+class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker {
+ public:
+  struct Entry {
+    RefCountedPtr<Endpoint> endpoint;
+    RefCountedPtr<SubchannelInterface> subchannel;
+  };
+
+  LeastRequestPicker(std::vector<Entry> entries,
+                     const std::vector<uint32_t>& weights,
+                     algorithms::LeastRequestOptions options, bool peak_ewma)
+      : entries_(std::move(entries)),
+        chooser_(weights, options),
+        peak_ewma_(peak_ewma) {}
+
+  LoadBalancingPolicy::PickResult Pick(
+      LoadBalancingPolicy::PickArgs /*args*/) override {
+    const int64_t now = peak_ewma_ ? NowNs() : 0;
+    const size_t chosen = chooser_.Choose(
+        [this](size_t i) {
+          return entries_[i].endpoint->in_flight().load(
+              std::memory_order_relaxed);
+        },
+        [this, now](size_t i) {
+          return peak_ewma_ ? entries_[i].endpoint->latency().Estimate(now)
+                            : 0.0;
+        });
+    const Entry& entry = entries_[chosen];
+    entry.endpoint->in_flight().fetch_add(1, std::memory_order_relaxed);
+    return LoadBalancingPolicy::PickResult::Complete(
+        entry.subchannel,
+        std::make_unique<CallTracker>(entry.endpoint->Ref(), peak_ewma_));
+  }
+
+ private:
+  const std::vector<Entry> entries_;
+  const algorithms::LeastRequestChooser chooser_;
+  const bool peak_ewma_;
+};
+
+//
+// Policy
+//
+
+uint32_t EndpointWeight(const Endpoint& endpoint) {
+  const auto* attribute = static_cast<const grpc_core::ServerAddressWeightAttribute*>(
+      endpoint.address().GetAttribute(
+          grpc_core::ServerAddressWeightAttribute::kServerAddressWeightAttributeKey));
+  if (attribute == nullptr || attribute->weight() == 0) return 1;
+  return attribute->weight();
+}
+
+class LeastRequest : public LeafPolicy {
+ public:
+  explicit LeastRequest(Args args)
+      : LeafPolicy(std::move(args), kLeastRequestPolicyName) {}
+
+  absl::string_view name() const override { return kLeastRequestPolicyName; }
+
+ private:
+  void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
+    if (config != nullptr) {
+      params_ = static_cast<const LeastRequestConfig*>(config.get())->params();
+    }
+  }
+
+  std::unique_ptr<SubchannelPicker> MakeReadyPicker(
+      const std::vector<Endpoint*>& ready) override {
+    std::vector<LeastRequestPicker::Entry> entries;
+    std::vector<uint32_t> weights;
+    entries.reserve(ready.size());
+    weights.reserve(ready.size());
+    const int64_t now = NowNs();
+    for (Endpoint* endpoint : ready) {
+      if (params_.peak_ewma.has_value()) {
+        endpoint->latency().Configure(
+            static_cast<double>(params_.peak_ewma->decay.millis()) * 1e6,
+            static_cast<double>(params_.peak_ewma->default_rtt.millis()) * 1e6,
+            now);
+      }
+      entries.push_back({endpoint->Ref(), endpoint->subchannel()});
+      weights.push_back(EndpointWeight(*endpoint));
+    }
+    algorithms::LeastRequestOptions options;
+    options.choice_count = static_cast<int>(params_.choice_count);
+    options.active_request_bias = params_.active_request_bias;
+    return std::make_unique<LeastRequestPicker>(
+        std::move(entries), weights, options, params_.peak_ewma.has_value());
+  }
+
+  LeastRequestParams params_;
+};
+
+//
+// Factory
+//
+
+class LeastRequestFactory : public grpc_core::LoadBalancingPolicyFactory {
+ public:
+  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
+      LoadBalancingPolicy::Args args) const override {
+    return grpc_core::MakeOrphanable<LeastRequest>(std::move(args));
+  }
+
+  absl::string_view name() const override { return kLeastRequestPolicyName; }
+
+  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>>
+  ParseLoadBalancingConfig(const grpc_core::Json& json) const override {
+    auto params = grpc_core::LoadFromJson<LeastRequestParams>(
+        json, grpc_core::JsonArgs(),
+        "errors validating lbkit_least_request LB policy config");
+    if (!params.ok()) return params.status();
+    return grpc_core::MakeRefCounted<LeastRequestConfig>(*std::move(params));
+  }
+};
+
+}  // namespace
+
+void RegisterLeastRequest(grpc_core::CoreConfiguration::Builder* builder) {
+  builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
+      std::make_unique<LeastRequestFactory>());
+}
+
+}  // namespace lbkit::policies

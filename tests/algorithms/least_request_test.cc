@@ -1,0 +1,151 @@
+#include "algorithms/least_request.h"
+
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "algorithms/peak_ewma.h"
+#include "algorithms/random.h"
+#include "gtest/gtest.h"
+
+namespace lbkit::algorithms {
+namespace {
+
+constexpr auto kNoEwma = [](size_t) { return 0.0; };
+
+std::vector<int> Shares(const LeastRequestChooser& chooser,
+                        const std::vector<int64_t>& in_flight, int picks) {
+  std::vector<int> counts(chooser.size(), 0);
+  for (int i = 0; i < picks; ++i) {
+    ++counts[chooser.Choose([&](size_t j) { return in_flight[j]; }, kNoEwma)];
+  }
+  return counts;
+}
+
+TEST(LeastRequestChooser, BusyEndpointIsNeverChosenWhileOthersAreIdle) {
+  SeedThreadRandom(1);
+  LeastRequestChooser chooser({1, 1, 1, 1}, {2, 1.0});
+  auto counts = Shares(chooser, {100, 0, 0, 0}, 20000);
+  EXPECT_EQ(counts[0], 0);
+  for (int i = 1; i < 4; ++i) EXPECT_NEAR(counts[i], 20000 / 3, 20000 * 0.02) << i;
+}
+
+// Tolerance: 100,000 draws over 5 equal endpoints; each share's standard
+// deviation is about 0.13%, so +-1% is over 7 sigma.
+TEST(LeastRequestChooser, EqualEndpointsShareEvenly) {
+  SeedThreadRandom(2);
+  for (int choices : {2, 3, 10}) {
+    LeastRequestChooser chooser({1, 1, 1, 1, 1}, {choices, 1.0});
+    auto counts = Shares(chooser, {0, 0, 0, 0, 0}, 100000);
+    for (int c : counts) EXPECT_NEAR(c, 20000, 1000) << choices << " choices";
+  }
+}
+
+TEST(LeastRequestChooser, LowestInFlightAmongCandidatesWins) {
+  SeedThreadRandom(3);
+  // With 2 choices among 4, the most loaded endpoint is chosen only when it
+  // is never a candidate... which cannot happen for the lightest: the
+  // lightest wins every draw it is part of, i.e. half of them.
+  LeastRequestChooser chooser({1, 1, 1, 1}, {2, 1.0});
+  auto counts = Shares(chooser, {3, 2, 1, 0}, 60000);
+  EXPECT_EQ(counts[0], 0);
+  EXPECT_NEAR(counts[3], 30000, 1200);  // in 3 of 6 pairs
+  EXPECT_NEAR(counts[2], 20000, 1200);  // 2 of 6
+  EXPECT_NEAR(counts[1], 10000, 1200);  // 1 of 6
+}
+
+TEST(LeastRequestChooser, IdleEndpointsShareInProportionToWeight) {
+  SeedThreadRandom(4);
+  LeastRequestChooser two({3, 1}, {2, 1.0});
+  auto counts = Shares(two, {0, 0}, 100000);
+  EXPECT_NEAR(counts[0], 75000, 1500);
+  LeastRequestChooser four({1, 2, 3, 4}, {2, 1.0});
+  counts = Shares(four, {0, 0, 0, 0}, 100000);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(counts[i], 10000 * (i + 1), 1500) << i;
+}
+
+TEST(LeastRequestChooser, BusyCostIsEnvoysInverseEffectiveWeight) {
+  // cost = (active + 1)^bias / weight; idle costs 0 when weights differ.
+  LeastRequestChooser bias1({2, 1}, {2, 1.0});
+  EXPECT_DOUBLE_EQ(bias1.Cost(0, 0, 0), 0.0);
+  EXPECT_DOUBLE_EQ(bias1.Cost(0, 1, 0), 1.0);   // 2 / 2
+  EXPECT_DOUBLE_EQ(bias1.Cost(1, 1, 0), 2.0);   // 2 / 1
+  EXPECT_DOUBLE_EQ(bias1.Cost(0, 3, 0), 2.0);   // 4 / 2
+  LeastRequestChooser half({4, 1}, {2, 0.5});
+  EXPECT_DOUBLE_EQ(half.Cost(0, 3, 0), std::sqrt(4.0) / 4);
+  LeastRequestChooser none({4, 1}, {2, 0.0});
+  EXPECT_DOUBLE_EQ(none.Cost(0, 7, 0), 1.0 / 4);  // bias 0: plain weights
+  // Equal weights: the plain in-flight count, whatever the bias.
+  LeastRequestChooser equal({1, 1}, {2, 2.0});
+  EXPECT_DOUBLE_EQ(equal.Cost(0, 5, 0), 5.0);
+  // EWMA mode: rtt * (active + 1) / weight.
+  EXPECT_DOUBLE_EQ(bias1.Cost(0, 1, 1000.0), 1000.0);
+}
+
+TEST(LeastRequestChooser, BusyWeightedEndpointsCarryLoadInProportionToWeight) {
+  // Weights {2, 1} with in-flight {2, 1}: 3/2 = 1.5 < 2/1 = 2, so the heavy
+  // one still wins; at {4, 1}: 5/2 = 2.5 > 2, the light one does.
+  LeastRequestChooser chooser({2, 1}, {2, 1.0});
+  auto counts = Shares(chooser, {2, 1}, 1000);
+  EXPECT_EQ(counts[0], 1000);
+  counts = Shares(chooser, {4, 1}, 1000);
+  EXPECT_EQ(counts[1], 1000);
+}
+
+TEST(LeastRequestChooser, DrawsDistinctCandidatesAndClampsChoices) {
+  SeedThreadRandom(5);
+  LeastRequestChooser chooser(std::vector<uint32_t>(20, 1), {50, 1.0});
+  size_t drawn[LeastRequestChooser::kMaxChoices];
+  for (int trial = 0; trial < 1000; ++trial) {
+    const int k = chooser.Draw(drawn);
+    ASSERT_EQ(k, 10);  // clamped to kMaxChoices
+    std::set<size_t> distinct(drawn, drawn + k);
+    ASSERT_EQ(distinct.size(), 10u);
+  }
+  LeastRequestChooser small({1, 1, 1}, {5, 1.0});
+  EXPECT_EQ(small.Draw(drawn), 3);
+}
+
+TEST(ThreadRandom, SeedingMakesTheSequenceReproducible) {
+  SeedThreadRandom(42);
+  const uint64_t a = ThreadRandom(), b = ThreadRandom();
+  SeedThreadRandom(42);
+  EXPECT_EQ(ThreadRandom(), a);
+  EXPECT_EQ(ThreadRandom(), b);
+}
+
+TEST(PeakEwma, SlowerSampleCountsAtOnceAndDecaysBackOverDecay) {
+  constexpr double kDecay = 10e9;  // 10 s
+  PeakEwma ewma(kDecay, 30e6, /*now_ns=*/0);
+  EXPECT_DOUBLE_EQ(ewma.Estimate(0), 30e6);
+  // Peak: a slower sample replaces the estimate immediately.
+  ewma.Observe(200e6, 1000);
+  EXPECT_DOUBLE_EQ(ewma.Estimate(1000), 200e6);
+  // Idle for one decay constant: down by a factor e.
+  EXPECT_NEAR(ewma.Estimate(1000 + static_cast<int64_t>(kDecay)), 200e6 / M_E, 1);
+  // A faster sample after one decay constant blends with weight 1 - 1/e.
+  const int64_t t = 1000 + static_cast<int64_t>(kDecay);
+  ewma.Observe(10e6, t);
+  const double w = std::exp(-1.0);
+  EXPECT_NEAR(ewma.Estimate(t), 200e6 * w + 10e6 * (1 - w), 1);
+  // Many fast samples close together barely move it at once...
+  PeakEwma fresh(kDecay, 100e6, 0);
+  fresh.Observe(1e6, 1000000);  // 1 ms later
+  EXPECT_GT(fresh.Estimate(1000000), 99e6);
+  // ...but the estimate converges to the fast rtt over several decays.
+  for (int i = 1; i <= 50; ++i) fresh.Observe(1e6, i * static_cast<int64_t>(kDecay));
+  EXPECT_NEAR(fresh.Estimate(50 * static_cast<int64_t>(kDecay)), 1e6, 1e4);
+}
+
+TEST(PeakEwma, ConfigureRestartsOnlyWhenParametersChange) {
+  PeakEwma ewma;
+  ewma.Configure(1e9, 5e6, 0);
+  ewma.Observe(50e6, 10);
+  ewma.Configure(1e9, 5e6, 20);  // same: keeps what was learned
+  EXPECT_DOUBLE_EQ(ewma.Estimate(10), 50e6);
+  ewma.Configure(2e9, 5e6, 30);  // changed: starts again
+  EXPECT_DOUBLE_EQ(ewma.Estimate(30), 5e6);
+}
+
+}  // namespace
+}  // namespace lbkit::algorithms

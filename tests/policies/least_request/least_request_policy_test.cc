@@ -1,0 +1,180 @@
+// lbkit_least_request against a fake helper: config validation, in-flight
+// counting through the call tracker, and what survives picker rebuilds and
+// resolver updates.
+
+#include <thread>
+
+#include "algorithms/random.h"
+#include "gtest/gtest.h"
+#include "tests/support/fake_helper.h"
+
+namespace lbkit {
+namespace {
+
+using grpc_core::LoadBalancingPolicy;
+using testing::MakeAddresses;
+using testing::ParseConfig;
+using testing::PolicyHarness;
+
+constexpr char kPolicy[] = "lbkit_least_request";
+constexpr char kA[] = "127.0.0.1:2001";
+constexpr char kB[] = "127.0.0.1:2002";
+constexpr char kC[] = "127.0.0.1:2003";
+constexpr char kD[] = "127.0.0.1:2004";
+
+TEST(LeastRequestConfig, AcceptsDefaultsAndFullConfig) {
+  EXPECT_TRUE(ParseConfig(kPolicy, "{}").ok());
+  EXPECT_TRUE(ParseConfig(kPolicy, R"({"choiceCount": 3, "activeRequestBias": 0.5,
+      "peakEwma": {"decay": "5s", "defaultRtt": "0.010s"}})")
+                  .ok());
+  EXPECT_TRUE(ParseConfig(kPolicy, R"({"choiceCount": 50})").ok());  // clamped
+  EXPECT_TRUE(ParseConfig(kPolicy, R"({"peakEwma": {}})").ok());
+}
+
+TEST(LeastRequestConfig, ErrorsNameEveryBadField) {
+  struct Case {
+    const char* json;
+    const char* message;
+  };
+  const Case cases[] = {
+      {R"({"choiceCount": 1})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:choiceCount error:must be at least 2]"},
+      {R"({"choiceCount": "two"})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:choiceCount error:failed to parse non-negative number]"},
+      // Durations are protobuf JSON strings: "0.030s", not "30ms".
+      {R"({"peakEwma": {"defaultRtt": "30ms"}})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:peakEwma.defaultRtt error:Not a duration (not a number of seconds)]"},
+      {R"({"activeRequestBias": -1})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:activeRequestBias error:must be a finite number >= 0]"},
+      {R"({"peakEwma": {"decay": "0s", "defaultRtt": "ten"}})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:peakEwma.decay error:must be greater than 0; "
+       "field:peakEwma.defaultRtt error:Not a duration (no s suffix)]"},
+      {R"({"choiceCount": 0, "peakEwma": 3})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:choiceCount error:must be at least 2; "
+       "field:peakEwma error:is not an object]"},
+  };
+  for (const Case& c : cases) {
+    auto config = ParseConfig(kPolicy, c.json);
+    ASSERT_FALSE(config.ok()) << c.json;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(config.status().message()), c.message) << c.json;
+  }
+}
+
+// The same connectivity rules as lbkit_round_robin (shared LeafPolicy).
+TEST(LeastRequestPolicy, OnlyReadyEndpointsArePicked) {
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB, kC})).ok());
+  EXPECT_EQ(h.record().state, GRPC_CHANNEL_CONNECTING);
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("down"));
+  EXPECT_EQ(h.record().reresolution_requests, 0);  // first report: no
+  auto counts = h.PickMany(100);
+  EXPECT_EQ(counts[kA], 100);
+  h.SetState(kA, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("gone"));
+  h.SetState(kC, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("gone"));
+  EXPECT_EQ(h.record().state, GRPC_CHANNEL_TRANSIENT_FAILURE);
+  EXPECT_EQ(h.record().status.message(),
+            "lbkit_least_request: connections to all 3 endpoints failing; last "
+            "error: UNAVAILABLE: gone");
+}
+
+// Calls in flight are counted from the pick until the channel drops the
+// call's tracker, and a loaded endpoint is avoided.
+TEST(LeastRequestPolicy, InFlightCallsSteerPicksAway) {
+  algorithms::SeedThreadRandom(7);
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB})).ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  // Hold 5 calls: with two endpoints both are always candidates, so they
+  // alternate as their counts leapfrog.
+  std::vector<LoadBalancingPolicy::PickResult> held(5);
+  std::map<std::string, int> counts;
+  for (auto& r : held) ++counts[h.Pick(&r)];
+  EXPECT_EQ(std::abs(counts[kA] - counts[kB]), 1);
+  // The next picks go to the less loaded one until they are even.
+  const std::string lighter = counts[kA] < counts[kB] ? kA : kB;
+  EXPECT_EQ(h.Pick(), lighter);
+  held.clear();  // Trackers destroyed: calls over, counts back to 0.
+  auto spread = h.PickMany(1000);
+  EXPECT_NEAR(spread[kA], 500, 60);
+}
+
+TEST(LeastRequestPolicy, InFlightCountsSurviveResolverUpdates) {
+  algorithms::SeedThreadRandom(8);
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB})).ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  std::vector<LoadBalancingPolicy::PickResult> held(8);
+  for (auto& r : held) h.Pick(&r);  // 4 on A, 4 on B
+  // C and D join; A and B keep their endpoints, and so their counts.
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB, kC, kD})).ok());
+  EXPECT_EQ(h.record().created.size(), 4u);
+  h.SetState(kC, GRPC_CHANNEL_READY);
+  h.SetState(kD, GRPC_CHANNEL_READY);
+  // Only a draw of {A, B} together (1 in 6) can pick a busy endpoint.
+  auto counts = h.PickMany(6000);
+  EXPECT_NEAR(counts[kC] + counts[kD], 5000, 250);
+}
+
+TEST(LeastRequestPolicy, PeakEwmaAvoidsTheSlowEndpoint) {
+  algorithms::SeedThreadRandom(9);
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB}),
+                       R"({"peakEwma": {"decay": "10s", "defaultRtt": "0.001s"}})")
+                  .ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  // One call on A that takes 50 ms: A's estimate jumps to 50 ms at once.
+  for (int i = 0; i < 40; ++i) {
+    LoadBalancingPolicy::PickResult r;
+    const std::string picked = h.Pick(&r);
+    auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(r.result);
+    complete.subchannel_call_tracker->Start();
+    if (picked == kA) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+      break;
+    }
+    complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+  }
+  // Now B (about 1 ms, or what its calls took) wins every pick while idle.
+  auto counts = h.PickMany(200);
+  EXPECT_EQ(counts[kB], 200);
+}
+
+TEST(LeastRequestPickerStress, ConcurrentPicksKeepCountsExact) {
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB, kC, kD})).ok());
+  for (const char* a : {kA, kB, kC, kD}) h.SetState(a, GRPC_CHANNEL_READY);
+  constexpr int kThreads = 4;
+  constexpr int kPicks = 20000;
+  std::vector<std::thread> threads;
+  std::atomic<int> completed{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      algorithms::SeedThreadRandom(100 + t);
+      for (int i = 0; i < kPicks; ++i) {
+        LoadBalancingPolicy::PickResult r;
+        if (!h.Pick(&r).empty()) completed.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(completed.load(), kThreads * kPicks);
+  // Every tracker was destroyed: with nothing in flight, two endpoints
+  // compared are tied and the spread is even again.
+  auto counts = h.PickMany(4000);
+  for (auto& [address, n] : counts) EXPECT_NEAR(n, 1000, 150) << address;
+}
+
+}  // namespace
+}  // namespace lbkit
