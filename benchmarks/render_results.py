@@ -205,13 +205,26 @@ def targets_section(results_dir):
              "below by `render_results.py`.", "",
              "| target | measured | met |", "|---|---|---|"]
     notes = []
+    # Pick-cost targets of the issues that introduced each policy.
+    pick_targets_ns = {"lbkit_round_robin": 50, "lbkit_least_request": 40}
     if pick:
         for name, b in medians(pick).items():
             _, policy, n, threads = split_name(name)
-            if policy.startswith("lbkit_") and n == 1000 and threads == 1:
-                t = b["real_time"]
-                lines.append(f"| `{policy}` pick under 50 ns at 1,000 endpoints, 1 thread | "
-                             f"{t:.1f} ns | {'yes' if t < 50 else 'no'} |")
+            if policy in pick_targets_ns and n == 1000 and threads == 1:
+                t, want = b["real_time"], pick_targets_ns[policy]
+                lines.append(f"| `{policy}` pick under {want} ns at 1,000 endpoints, "
+                             f"1 thread | {t:.1f} ns | {'yes' if t < want else 'no'} |")
+                if t >= want:
+                    notes.append(
+                        f"- `{policy}` pick: {t:.1f} ns instead of under {want} ns. "
+                        "Beyond the two random draws and two in-flight reads, every "
+                        "pick allocates the call tracker gRPC takes ownership of "
+                        "(`unique_ptr<SubchannelCallTrackerInterface>`), takes an "
+                        "endpoint reference for it and bumps the in-flight count; the "
+                        "tracker is destroyed, and the count dropped, in the same "
+                        "iteration. The allocation is the API's; a per-thread free "
+                        "list would only help where the call ends on the picking "
+                        "thread, which gRPC does not promise.")
     if loop:
         scs = {sc["name"]: sc["configs"] for sc in loop["scenarios"]}
         med = lambda c, m: c[m]["median"]
@@ -226,6 +239,16 @@ def targets_section(results_dir):
             lines.append(f"| `lbkit_round_robin` QPS within 3% of gRPC `round_robin` "
                          f"({sc_name}) | {r:.2f}x (ranges {fmt(q['min'])}-{fmt(q['max'])} vs "
                          f"{fmt(b['min'])}-{fmt(b['max'])}) | {met} |")
+        slow = scs.get("slow1of4", {})
+        for lr in ("lbkit_least_request", "lbkit_least_request_ewma"):
+            if lr in slow and "haproxy_leastconn" in slow:
+                a, h = slow[lr], slow["haproxy_leastconn"]
+                ok = med(a, "qps") > med(h, "qps") and med(a, "p99_us") < med(h, "p99_us")
+                lines.append(
+                    f"| `{lr}` with one slow backend: higher QPS and lower p99 than "
+                    f"haproxy `leastconn` | QPS {fmt(med(a, 'qps'))} vs {fmt(med(h, 'qps'))}, "
+                    f"p99 {fmt(med(a, 'p99_us'))} vs {fmt(med(h, 'p99_us'))} us | "
+                    f"{'yes' if ok else 'no'} |")
         c = scs.get("c16", {})
         lb = c.get("lbkit_round_robin")
         p99_lower = lb is not None and all(
@@ -252,6 +275,11 @@ def targets_section(results_dir):
                     f"{fmt(med(lb, 'cpu_us_per_rpc_servers'), 1)}): a CPU ratio of "
                     f"{med(c[proxy], 'cpu_us_per_rpc_total') / med(lb, 'cpu_us_per_rpc_total'):.2f}.")
     lines.append("")
+    sidecar_notes = [n for n in notes if "CPU ratio" in n]
+    other_notes = [n for n in notes if "CPU ratio" not in n]
+    if other_notes:
+        lines += ["Misses:", ""] + other_notes + [""]
+    notes = sidecar_notes
     if notes:
         lines += [
             "Why the sidecar ratios fall short: the client, the four servers and the "
