@@ -6,6 +6,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
 #include "policies/register.h"
+#include "resolvers/register.h"
 #include "src/core/lib/config/core_configuration.h"
 
 namespace lbkit {
@@ -31,6 +32,9 @@ void DoRegister() {
         for (const policies::PolicyEntry& policy : policies::kPolicies) {
           policy.register_policy(builder);
         }
+        for (const resolvers::ResolverEntry& resolver : resolvers::kResolvers) {
+          resolver.register_resolver(builder);
+        }
       });
   g_register_status = new absl::Status();
   g_registered.store(true, std::memory_order_release);
@@ -51,6 +55,14 @@ std::vector<std::string> PolicyNames() {
     names.emplace_back(policy.name);
   }
   return names;
+}
+
+std::vector<std::string> ResolverSchemes() {
+  std::vector<std::string> schemes;
+  for (const resolvers::ResolverEntry& resolver : resolvers::kResolvers) {
+    schemes.emplace_back(resolver.scheme);
+  }
+  return schemes;
 }
 
 const char* Version() { return "0.1.0"; }

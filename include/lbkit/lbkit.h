@@ -35,7 +35,7 @@
 
 namespace lbkit {
 
-// Registers every lbkit policy (and resolver) with gRPC.
+// Registers every lbkit policy and resolver with gRPC.
 //
 // Must run before gRPC builds its core configuration, which happens when the
 // first channel or server is created. It is idempotent and thread-safe: the
@@ -53,6 +53,9 @@ bool IsRegistered();
 // The names of the load-balancing policies lbkit registers, e.g.
 // "lbkit_round_robin", in the order they are documented.
 std::vector<std::string> PolicyNames();
+
+// The target URI schemes of lbkit's resolvers, e.g. "lbkit-static".
+std::vector<std::string> ResolverSchemes();
 
 // lbkit's version, "MAJOR.MINOR.PATCH".
 const char* Version();

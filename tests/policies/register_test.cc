@@ -38,5 +38,16 @@ TEST(RegisterAll, EveryNamedPolicyIsKnownToGrpc) {
   }
 }
 
+TEST(RegisterAll, EveryNamedResolverIsKnownToGrpc) {
+  const std::vector<std::string> schemes = ResolverSchemes();
+  ASSERT_FALSE(schemes.empty());
+  for (const std::string& scheme : schemes) {
+    EXPECT_EQ(scheme.rfind("lbkit-", 0), 0u) << scheme;
+    EXPECT_TRUE(grpc_core::CoreConfiguration::Get().resolver_registry().IsValidTarget(
+        scheme + ":///127.0.0.1:1"))
+        << scheme;
+  }
+}
+
 }  // namespace
 }  // namespace lbkit

@@ -18,6 +18,7 @@
 
 #include "absl/types/optional.h"
 #include "algorithms/least_request.h"
+#include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
 #include "policies/register.h"
@@ -206,14 +207,6 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker {
 // Policy
 //
 
-uint32_t EndpointWeight(const Endpoint& endpoint) {
-  const auto* attribute = static_cast<const grpc_core::ServerAddressWeightAttribute*>(
-      endpoint.address().GetAttribute(
-          grpc_core::ServerAddressWeightAttribute::kServerAddressWeightAttributeKey));
-  if (attribute == nullptr || attribute->weight() == 0) return 1;
-  return attribute->weight();
-}
-
 class LeastRequest : public LeafPolicy {
  public:
   explicit LeastRequest(Args args)
@@ -243,7 +236,7 @@ class LeastRequest : public LeafPolicy {
             now);
       }
       entries.push_back({endpoint->Ref(), endpoint->subchannel()});
-      weights.push_back(EndpointWeight(*endpoint));
+      weights.push_back(EndpointWeight(endpoint->address()));
     }
     algorithms::LeastRequestOptions options;
     options.choice_count = static_cast<int>(params_.choice_count);

@@ -1,0 +1,28 @@
+// Registration hooks of every lbkit resolver, called from
+// lbkit::RegisterAll(). Adding a resolver means declaring its function here
+// and adding it to kResolvers.
+
+#ifndef LBKIT_RESOLVERS_REGISTER_H_
+#define LBKIT_RESOLVERS_REGISTER_H_
+
+#include "absl/strings/string_view.h"
+#include "grpc_internal/abi_guard.h"
+#include "resolvers/static/static_resolver.h"
+#include "src/core/lib/config/core_configuration.h"
+
+namespace lbkit::resolvers {
+
+void RegisterStaticResolver(grpc_core::CoreConfiguration::Builder* builder);
+
+struct ResolverEntry {
+  absl::string_view scheme;
+  void (*register_resolver)(grpc_core::CoreConfiguration::Builder*);
+};
+
+inline constexpr ResolverEntry kResolvers[] = {
+    {kStaticScheme, RegisterStaticResolver},
+};
+
+}  // namespace lbkit::resolvers
+
+#endif  // LBKIT_RESOLVERS_REGISTER_H_

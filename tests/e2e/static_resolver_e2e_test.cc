@@ -1,0 +1,60 @@
+// lbkit-static end to end: endpoints, weights and errors from the target URI.
+
+#include <grpcpp/grpcpp.h>
+
+#include "gtest/gtest.h"
+#include "tests/support/backend_process.h"
+#include "tests/support/greeter_calls.h"
+
+namespace lbkit {
+namespace {
+
+using testing::BackendProcess;
+
+TEST(StaticResolverE2E, RoundRobinOverStaticEndpoints) {
+  std::vector<std::unique_ptr<BackendProcess>> backends;
+  for (int i = 0; i < 3; ++i) {
+    backends.push_back(BackendProcess::Start(absl::StrCat("static-", i)));
+  }
+  const std::string target = absl::StrCat(
+      "lbkit-static:///", backends[0]->address(), ";locality=r1/z1,",
+      backends[1]->address(), ";weight=2;label.version=v2,", backends[2]->address());
+  auto channel = testing::MakeChannel(target, testing::LbConfig("lbkit_round_robin"));
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"static-0", "static-1", "static-2"}));
+  testing::Tally tally = testing::CallMany(*stub, 300);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  // lbkit_round_robin ignores weights.
+  for (auto& [name, n] : tally.per_backend) EXPECT_EQ(n, 100) << name;
+}
+
+// Idle endpoints share a least-request channel's calls in proportion to
+// their weights (calls one at a time, so every pick sees them idle).
+TEST(StaticResolverE2E, LeastRequestHonoursWeights) {
+  auto heavy = BackendProcess::Start("heavy");
+  auto light = BackendProcess::Start("light");
+  const std::string target = absl::StrCat("lbkit-static:///", heavy->address(),
+                                          ";weight=3,", light->address(), ";weight=1");
+  auto channel =
+      testing::MakeChannel(target, testing::LbConfig("lbkit_least_request"));
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"heavy", "light"}));
+  testing::Tally tally = testing::CallMany(*stub, 2000);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  // 1,500 expected; binomial sd about 19, so +-100 is over 5 sigma.
+  EXPECT_NEAR(tally.per_backend["heavy"], 1500, 100);
+}
+
+TEST(StaticResolverE2E, MalformedUriFailsCallsWithTheReason) {
+  auto channel = testing::MakeChannel("lbkit-static:///127.0.0.1:1;weight=0",
+                                      testing::LbConfig("lbkit_round_robin"));
+  auto stub = examples::Greeter::NewStub(channel);
+  testing::CallResult r = testing::CallOnce(*stub);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(r.status.error_message(),
+            "lbkit-static: endpoint 1 (\"127.0.0.1:1;weight=0\"): weight must be an "
+            "integer in [1, 2147483647], got \"0\"");
+}
+
+}  // namespace
+}  // namespace lbkit
