@@ -52,8 +52,20 @@ done
 for name in "${names[@]}"; do
   addresses+=("127.0.0.1:$(port_of "$name")")
 done
-target="ipv4:$(IFS=,; echo "${addresses[*]}")"
-echo "== three backends: $target"
+# The channel follows an endpoints file (lbkit-file): the way a deployment
+# hands lbkit its endpoints, with locality, weight and labels.
+endpoints="$work/endpoints.json"
+{
+  echo '{"endpoints": ['
+  for i in "${!addresses[@]}"; do
+    sep=","; [ "$i" = $(( ${#addresses[@]} - 1 )) ] && sep=""
+    echo "  {\"address\": \"${addresses[$i]}\", \"locality\": {\"region\": \"local\"}, \"labels\": {\"name\": \"${names[$i]}\"}}$sep"
+  done
+  echo ']}'
+} >"$endpoints"
+target="lbkit-file://$endpoints"
+echo "== three backends in $endpoints:"
+sed 's/^/   /' "$endpoints"
 
 health='"healthCheckConfig":{"serviceName":""}'
 rr_config="{\"loadBalancingConfig\":[{\"lbkit_round_robin\":{}}],$health}"

@@ -7,12 +7,14 @@
 
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
+#include "resolvers/file/file_resolver.h"
 #include "resolvers/static/static_resolver.h"
 #include "src/core/lib/config/core_configuration.h"
 
 namespace lbkit::resolvers {
 
 void RegisterStaticResolver(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterFileResolver(grpc_core::CoreConfiguration::Builder* builder);
 
 struct ResolverEntry {
   absl::string_view scheme;
@@ -21,6 +23,7 @@ struct ResolverEntry {
 
 inline constexpr ResolverEntry kResolvers[] = {
     {kStaticScheme, RegisterStaticResolver},
+    {kFileScheme, RegisterFileResolver},
 };
 
 }  // namespace lbkit::resolvers
