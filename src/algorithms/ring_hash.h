@@ -1,0 +1,84 @@
+// The consistent-hash ring of Envoy's and gRPC's ring_hash (they build the
+// same ring), so that a key lands on the same endpoint as under Envoy with
+// the same endpoints and ring size.
+//
+// Build, for endpoints i with keys k_i ("ip:port" as Envoy prints it) and
+// weights w_i:
+//   n_i = w_i / sum(w); m = min(n_i)
+//   scale = min(ceil(m * min_size) / m, max_size)
+//   cur = target = 0
+//   for i in order: target += scale * n_i; j = 0
+//     while cur < target: add (XXH64(k_i + "_" + j), i); j++; cur++
+//   sort by hash
+// so the least-weighted endpoint gets a whole number of entries. Lookup of a
+// request hash h: the first entry with hash >= h, wrapping to the first.
+//
+//   HashRing ring = HashRing::Build({"10.0.0.1:80", "10.0.0.2:80"}, {1, 1}, 1024, 4096);
+//   uint32_t endpoint = ring.entry(ring.Find(Xxh64("user-42"))).endpoint;
+
+#ifndef LBKIT_ALGORITHMS_RING_HASH_H_
+#define LBKIT_ALGORITHMS_RING_HASH_H_
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "algorithms/xxhash64.h"
+
+namespace lbkit::algorithms {
+
+class HashRing {
+ public:
+  struct Entry {
+    uint64_t hash;
+    uint32_t endpoint;
+  };
+
+  static HashRing Build(const std::vector<std::string>& keys,
+                        const std::vector<uint32_t>& weights, uint64_t min_size,
+                        uint64_t max_size) {
+    HashRing ring;
+    if (keys.empty()) return ring;
+    double total = 0;
+    for (uint32_t w : weights) total += w == 0 ? 1 : w;
+    double min_share = 1.0;
+    for (uint32_t w : weights) min_share = std::min(min_share, (w == 0 ? 1 : w) / total);
+    const double scale = std::min(std::ceil(min_share * static_cast<double>(min_size)) / min_share,
+                                  static_cast<double>(max_size));
+    ring.entries_.reserve(static_cast<size_t>(std::ceil(scale)) + keys.size());
+    double current = 0, target = 0;
+    std::string buffer;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      target += scale * ((weights[i] == 0 ? 1 : weights[i]) / total);
+      for (uint64_t j = 0; current < target; ++j, ++current) {
+        buffer.assign(keys[i]).append("_").append(std::to_string(j));
+        ring.entries_.push_back({Xxh64(buffer), static_cast<uint32_t>(i)});
+      }
+    }
+    // Ties (equal hashes) keep endpoint order, as a stable sort does in
+    // Envoy, so the result does not depend on the sort implementation.
+    std::stable_sort(ring.entries_.begin(), ring.entries_.end(),
+                     [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
+    return ring;
+  }
+
+  size_t size() const { return entries_.size(); }
+  const Entry& entry(size_t index) const { return entries_[index]; }
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  // Index of the first entry with hash >= h, wrapping to 0. size() >= 1.
+  size_t Find(uint64_t h) const {
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), h,
+                               [](const Entry& e, uint64_t value) { return e.hash < value; });
+    return it == entries_.end() ? 0 : static_cast<size_t>(it - entries_.begin());
+  }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+}  // namespace lbkit::algorithms
+
+#endif  // LBKIT_ALGORITHMS_RING_HASH_H_
