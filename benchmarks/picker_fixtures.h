@@ -32,6 +32,11 @@ inline const std::vector<PickerPolicy>& PickerPolicies() {
       {"lbkit_least_request", "lbkit_least_request", "{}", true},
       {"lbkit_least_request_ewma", "lbkit_least_request", R"({"peakEwma":{}})",
        true},
+      // No requestHashHeader in the benchmark: every pick hashes a random
+      // value, which costs what a header lookup and XXH64 of a short value
+      // would, give or take the metadata lookup.
+      {"lbkit_ring_hash", "lbkit_ring_hash", "{}", true},
+      {"lbkit_maglev", "lbkit_maglev", "{}", true},
       // Baselines: gRPC 1.51.1's built-in policies, through the same path.
       {"round_robin", "round_robin", "{}", false},
       {"pick_first", "pick_first", "{}", false},

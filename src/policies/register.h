@@ -8,6 +8,8 @@
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/least_request/least_request.h"
+#include "policies/maglev/maglev.h"
+#include "policies/ring_hash/ring_hash.h"
 #include "policies/round_robin/round_robin.h"
 #include "src/core/lib/config/core_configuration.h"
 
@@ -15,6 +17,8 @@ namespace lbkit::policies {
 
 void RegisterRoundRobin(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterLeastRequest(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterRingHash(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterMaglev(grpc_core::CoreConfiguration::Builder* builder);
 
 struct PolicyEntry {
   absl::string_view name;
@@ -25,6 +29,8 @@ struct PolicyEntry {
 inline constexpr PolicyEntry kPolicies[] = {
     {kRoundRobinPolicyName, RegisterRoundRobin},
     {kLeastRequestPolicyName, RegisterLeastRequest},
+    {kRingHashPolicyName, RegisterRingHash},
+    {kMaglevPolicyName, RegisterMaglev},
 };
 
 }  // namespace lbkit::policies

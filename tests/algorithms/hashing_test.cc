@@ -61,6 +61,27 @@ TEST(HashRing, PositionsMatchAHandComputedRing) {
   EXPECT_EQ(owner("dave"), 1u);
 }
 
+// Find() is a hand-written branchless search: check it against
+// std::lower_bound on many rings and hashes, edges included.
+TEST(HashRing, FindAgreesWithLowerBound) {
+  std::mt19937_64 rng(5);
+  for (int size : {1, 2, 3, 7, 100, 1026}) {
+    std::vector<std::string> keys;
+    for (int i = 0; i < 3; ++i) keys.push_back("k" + std::to_string(i));
+    HashRing ring = HashRing::Build(keys, {1, 1, 1}, size, size);
+    std::vector<uint64_t> hashes;
+    for (const auto& e : ring.entries()) hashes.push_back(e.hash);
+    std::vector<uint64_t> probes = {0, UINT64_MAX, hashes.front(), hashes.back()};
+    for (int i = 0; i < 2000; ++i) probes.push_back(rng());
+    for (uint64_t h : hashes) probes.push_back(h - 1), probes.push_back(h + 1);
+    for (uint64_t h : probes) {
+      auto it = std::lower_bound(hashes.begin(), hashes.end(), h);
+      const size_t want = it == hashes.end() ? 0 : static_cast<size_t>(it - hashes.begin());
+      ASSERT_EQ(ring.Find(h), want) << "size " << ring.size() << " hash " << h;
+    }
+  }
+}
+
 std::vector<std::string> Keys(int n, int first = 1) {
   std::vector<std::string> keys;
   for (int i = first; i < first + n; ++i) keys.push_back("10.0.0." + std::to_string(i) + ":8080");

@@ -129,6 +129,28 @@ class FakeHelper : public grpc_core::LoadBalancingPolicy::ChannelControlHelper {
   HelperRecord* record_;
 };
 
+// Request headers for a pick.
+class FakeMetadata : public grpc_core::LoadBalancingPolicy::MetadataInterface {
+ public:
+  explicit FakeMetadata(std::map<std::string, std::string> headers = {})
+      : headers_(std::move(headers)) {}
+  void Add(absl::string_view key, absl::string_view value) override {
+    headers_[std::string(key)] = std::string(value);
+  }
+  std::vector<std::pair<std::string, std::string>> TestOnlyCopyToVector() override {
+    return {headers_.begin(), headers_.end()};
+  }
+  absl::optional<absl::string_view> Lookup(absl::string_view key,
+                                           std::string* /*buffer*/) const override {
+    auto it = headers_.find(std::string(key));
+    if (it == headers_.end()) return absl::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> headers_;
+};
+
 // "127.0.0.1:1" -> a ServerAddress.
 inline grpc_core::ServerAddress MakeAddress(absl::string_view host_port,
                                             grpc_core::ChannelArgs args = {}) {
@@ -196,13 +218,15 @@ class PolicyHarness {
   }
 
   // Picks once; returns the picked subchannel's address, or "" when the pick
-  // did not complete (and then `result` says what it did).
-  std::string Pick(grpc_core::LoadBalancingPolicy::PickResult* result = nullptr) {
+  // did not complete (and then `result` says what it did). `metadata` is the
+  // call's initial metadata (request headers), if any.
+  std::string Pick(grpc_core::LoadBalancingPolicy::PickResult* result = nullptr,
+                   grpc_core::LoadBalancingPolicy::MetadataInterface* metadata = nullptr) {
     GPR_ASSERT(record_.picker != nullptr);
     // The queueing picker schedules ExitIdle through the ExecCtx.
     grpc_core::ExecCtx exec_ctx;
     grpc_core::LoadBalancingPolicy::PickArgs args{"/lbkit.examples.Greeter/SayHello",
-                                                  nullptr, nullptr};
+                                                  metadata, nullptr};
     auto r = record_.picker->Pick(args);
     std::string picked;
     if (auto* c = absl::get_if<grpc_core::LoadBalancingPolicy::PickResult::Complete>(

@@ -23,6 +23,7 @@ absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
   }
   ApplyConfigLocked(args.config);
   endpoints_.UpdateLocked(*args.addresses, args.args);
+  OnEndpointsUpdatedLocked();
   if (endpoints_.size() == 0) {
     absl::Status status = absl::UnavailableError(absl::StrCat(
         policy_name_, ": the resolver returned an empty address list",

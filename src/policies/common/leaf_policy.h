@@ -40,6 +40,10 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   virtual void ApplyConfigLocked(
       const grpc_core::RefCountedPtr<Config>& /*config*/) {}
 
+  // After a resolver update has reconciled the endpoints (the set may have
+  // changed); state changes alone do not call it.
+  virtual void OnEndpointsUpdatedLocked() {}
+
   // A picker over `ready` (at least one endpoint, each with a subchannel).
   virtual std::unique_ptr<SubchannelPicker> MakeReadyPicker(
       const std::vector<Endpoint*>& ready) = 0;

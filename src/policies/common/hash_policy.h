@@ -1,0 +1,69 @@
+// What lbkit_ring_hash and lbkit_maglev share: hashing the request header,
+// the config field for it, and a policy that keeps its lookup structure (ring
+// or table) across picker generations, rebuilding it only when the endpoint
+// set changes, never on a health or connectivity flip.
+//
+// Request hash: XXH64 of the `requestHashHeader` value (several values of the
+// header are joined with ","); a call without the header goes to a random
+// READY endpoint; without `requestHashHeader` every call gets a random hash.
+// When the endpoint a hash lands on is not READY, the lookup walks on (ring
+// order, or table order) to the next READY one; the EndpointList keeps every
+// endpoint connecting, so the one skipped is asked to connect on the control
+// plane, not in the picker.
+
+#ifndef LBKIT_POLICIES_COMMON_HASH_POLICY_H_
+#define LBKIT_POLICIES_COMMON_HASH_POLICY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/types/optional.h"
+#include "grpc_internal/abi_guard.h"
+#include "policies/common/leaf_policy.h"
+#include "src/core/lib/gprpp/validation_errors.h"
+#include "src/core/lib/load_balancing/lb_policy.h"
+
+namespace lbkit::policies {
+
+// Validates a requestHashHeader value in place (lower-cased, as gRPC keys
+// metadata); errors go to the current field.
+void ValidateHashHeader(std::string* header, grpc_core::ValidationErrors* errors);
+
+// The request's hash, or nullopt when the header is configured but absent.
+absl::optional<uint64_t> RequestHash(const std::string& header,
+                                     grpc_core::LoadBalancingPolicy::PickArgs args);
+
+// Picks over a lookup structure built once per endpoint set. `Lookup`
+// implementations map a hash to a starting position and walk positions.
+class HashLookup {
+ public:
+  virtual ~HashLookup() = default;
+  virtual size_t positions() const = 0;
+  virtual size_t Start(uint64_t hash) const = 0;
+  virtual uint32_t EndpointAt(size_t position) const = 0;
+};
+
+class HashPolicy : public LeafPolicy {
+ protected:
+  HashPolicy(Args args, absl::string_view name) : LeafPolicy(std::move(args), name) {}
+
+  // Builds the lookup over `keys` ("ip:port") and weights.
+  virtual std::shared_ptr<const HashLookup> BuildLookup(
+      const std::vector<std::string>& keys, const std::vector<uint32_t>& weights) = 0;
+  virtual const std::string& hash_header() const = 0;
+
+  // The lookup must be rebuilt (new endpoints or new config).
+  void InvalidateLookup() { lookup_.reset(); }
+
+ private:
+  void OnEndpointsUpdatedLocked() override { InvalidateLookup(); }
+  std::unique_ptr<SubchannelPicker> MakeReadyPicker(
+      const std::vector<Endpoint*>& ready) override;
+
+  std::shared_ptr<const HashLookup> lookup_;
+};
+
+}  // namespace lbkit::policies
+
+#endif  // LBKIT_POLICIES_COMMON_HASH_POLICY_H_

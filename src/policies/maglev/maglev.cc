@@ -1,0 +1,121 @@
+#include "policies/maglev/maglev.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "algorithms/maglev.h"
+#include "grpc_internal/abi_guard.h"
+#include "policies/common/hash_policy.h"
+#include "policies/register.h"
+#include "src/core/lib/json/json.h"
+#include "src/core/lib/json/json_args.h"
+#include "src/core/lib/json/json_object_loader.h"
+#include "src/core/lib/load_balancing/lb_policy_factory.h"
+#include "src/core/lib/load_balancing/lb_policy_registry.h"
+
+namespace lbkit::policies {
+
+namespace {
+
+using grpc_core::LoadBalancingPolicy;
+using grpc_core::RefCountedPtr;
+using grpc_core::ValidationErrors;
+using algorithms::MaglevTable;
+
+struct MaglevParams {
+  std::string request_hash_header;
+  uint64_t table_size = MaglevTable::kDefaultSize;
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<MaglevParams>()
+            .OptionalField("requestHashHeader", &MaglevParams::request_hash_header)
+            .OptionalField("tableSize", &MaglevParams::table_size)
+            .Finish();
+    return loader;
+  }
+
+  void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
+                    ValidationErrors* errors) {
+    {
+      ValidationErrors::ScopedField field(errors, ".requestHashHeader");
+      if (!errors->FieldHasErrors()) ValidateHashHeader(&request_hash_header, errors);
+    }
+    ValidationErrors::ScopedField field(errors, ".tableSize");
+    if (errors->FieldHasErrors()) return;
+    if (table_size > MaglevTable::kMaxSize) {
+      errors->AddError(absl::StrCat("must be at most ", MaglevTable::kMaxSize));
+    } else if (!MaglevTable::IsPrime(table_size)) {
+      errors->AddError("must be a prime number (e.g. 65537, 131071, 5000011)");
+    }
+  }
+};
+
+class MaglevConfig : public LoadBalancingPolicy::Config {
+ public:
+  explicit MaglevConfig(MaglevParams params) : params_(std::move(params)) {}
+  absl::string_view name() const override { return kMaglevPolicyName; }
+  const MaglevParams& params() const { return params_; }
+
+ private:
+  MaglevParams params_;
+};
+
+class MaglevLookup : public HashLookup {
+ public:
+  explicit MaglevLookup(MaglevTable table) : table_(std::move(table)) {}
+  size_t positions() const override { return table_.size(); }
+  size_t Start(uint64_t hash) const override { return hash % table_.size(); }
+  uint32_t EndpointAt(size_t position) const override { return table_.slots()[position]; }
+
+ private:
+  const MaglevTable table_;
+};
+
+class Maglev : public HashPolicy {
+ public:
+  explicit Maglev(Args args) : HashPolicy(std::move(args), kMaglevPolicyName) {}
+  absl::string_view name() const override { return kMaglevPolicyName; }
+
+ private:
+  void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
+    if (config == nullptr) return;
+    const MaglevParams& params = static_cast<const MaglevConfig*>(config.get())->params();
+    if (params.table_size != params_.table_size) InvalidateLookup();
+    params_ = params;
+  }
+
+  std::shared_ptr<const HashLookup> BuildLookup(const std::vector<std::string>& keys,
+                                                const std::vector<uint32_t>& weights) override {
+    return std::make_shared<MaglevLookup>(MaglevTable::Build(keys, weights, params_.table_size));
+  }
+  const std::string& hash_header() const override { return params_.request_hash_header; }
+
+  MaglevParams params_;
+};
+
+class MaglevFactory : public grpc_core::LoadBalancingPolicyFactory {
+ public:
+  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
+      LoadBalancingPolicy::Args args) const override {
+    return grpc_core::MakeOrphanable<Maglev>(std::move(args));
+  }
+  absl::string_view name() const override { return kMaglevPolicyName; }
+  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>> ParseLoadBalancingConfig(
+      const grpc_core::Json& json) const override {
+    auto params = grpc_core::LoadFromJson<MaglevParams>(
+        json, grpc_core::JsonArgs(), "errors validating lbkit_maglev LB policy config");
+    if (!params.ok()) return params.status();
+    return grpc_core::MakeRefCounted<MaglevConfig>(*std::move(params));
+  }
+};
+
+}  // namespace
+
+void RegisterMaglev(grpc_core::CoreConfiguration::Builder* builder) {
+  builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
+      std::make_unique<MaglevFactory>());
+}
+
+}  // namespace lbkit::policies

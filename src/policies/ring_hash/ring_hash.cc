@@ -1,0 +1,131 @@
+#include "policies/ring_hash/ring_hash.h"
+
+#include <memory>
+#include <utility>
+
+#include "algorithms/ring_hash.h"
+#include "grpc_internal/abi_guard.h"
+#include "policies/common/hash_policy.h"
+#include "policies/register.h"
+#include "src/core/lib/json/json.h"
+#include "src/core/lib/json/json_args.h"
+#include "src/core/lib/json/json_object_loader.h"
+#include "src/core/lib/load_balancing/lb_policy_factory.h"
+#include "src/core/lib/load_balancing/lb_policy_registry.h"
+
+namespace lbkit::policies {
+
+namespace {
+
+using grpc_core::LoadBalancingPolicy;
+using grpc_core::RefCountedPtr;
+using grpc_core::ValidationErrors;
+
+constexpr uint64_t kMaxRingSizeLimit = 8388608;  // Envoy's and gRPC's bound
+
+struct RingHashParams {
+  std::string request_hash_header;
+  uint64_t min_ring_size = 1024;
+  uint64_t max_ring_size = 4096;
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<RingHashParams>()
+            .OptionalField("requestHashHeader", &RingHashParams::request_hash_header)
+            .OptionalField("minRingSize", &RingHashParams::min_ring_size)
+            .OptionalField("maxRingSize", &RingHashParams::max_ring_size)
+            .Finish();
+    return loader;
+  }
+
+  void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
+                    ValidationErrors* errors) {
+    {
+      ValidationErrors::ScopedField field(errors, ".requestHashHeader");
+      if (!errors->FieldHasErrors()) ValidateHashHeader(&request_hash_header, errors);
+    }
+    for (auto [name, value] : {std::pair<const char*, uint64_t>{".minRingSize", min_ring_size},
+                               {".maxRingSize", max_ring_size}}) {
+      ValidationErrors::ScopedField field(errors, name);
+      if (!errors->FieldHasErrors() && (value < 1 || value > kMaxRingSizeLimit)) {
+        errors->AddError("must be in [1, 8388608]");
+      }
+    }
+    if (min_ring_size > max_ring_size) {
+      ValidationErrors::ScopedField field(errors, ".minRingSize");
+      if (!errors->FieldHasErrors()) errors->AddError("must not exceed maxRingSize");
+    }
+  }
+};
+
+class RingHashConfig : public LoadBalancingPolicy::Config {
+ public:
+  explicit RingHashConfig(RingHashParams params) : params_(std::move(params)) {}
+  absl::string_view name() const override { return kRingHashPolicyName; }
+  const RingHashParams& params() const { return params_; }
+
+ private:
+  RingHashParams params_;
+};
+
+class RingLookup : public HashLookup {
+ public:
+  explicit RingLookup(algorithms::HashRing ring) : ring_(std::move(ring)) {}
+  size_t positions() const override { return ring_.size(); }
+  size_t Start(uint64_t hash) const override { return ring_.Find(hash); }
+  uint32_t EndpointAt(size_t position) const override { return ring_.entry(position).endpoint; }
+
+ private:
+  const algorithms::HashRing ring_;
+};
+
+class RingHash : public HashPolicy {
+ public:
+  explicit RingHash(Args args) : HashPolicy(std::move(args), kRingHashPolicyName) {}
+  absl::string_view name() const override { return kRingHashPolicyName; }
+
+ private:
+  void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
+    if (config == nullptr) return;
+    const RingHashParams& params = static_cast<const RingHashConfig*>(config.get())->params();
+    if (params.min_ring_size != params_.min_ring_size ||
+        params.max_ring_size != params_.max_ring_size) {
+      InvalidateLookup();
+    }
+    params_ = params;
+  }
+
+  std::shared_ptr<const HashLookup> BuildLookup(const std::vector<std::string>& keys,
+                                                const std::vector<uint32_t>& weights) override {
+    return std::make_shared<RingLookup>(algorithms::HashRing::Build(
+        keys, weights, params_.min_ring_size, params_.max_ring_size));
+  }
+  const std::string& hash_header() const override { return params_.request_hash_header; }
+
+  RingHashParams params_;
+};
+
+class RingHashFactory : public grpc_core::LoadBalancingPolicyFactory {
+ public:
+  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
+      LoadBalancingPolicy::Args args) const override {
+    return grpc_core::MakeOrphanable<RingHash>(std::move(args));
+  }
+  absl::string_view name() const override { return kRingHashPolicyName; }
+  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>> ParseLoadBalancingConfig(
+      const grpc_core::Json& json) const override {
+    auto params = grpc_core::LoadFromJson<RingHashParams>(
+        json, grpc_core::JsonArgs(), "errors validating lbkit_ring_hash LB policy config");
+    if (!params.ok()) return params.status();
+    return grpc_core::MakeRefCounted<RingHashConfig>(*std::move(params));
+  }
+};
+
+}  // namespace
+
+void RegisterRingHash(grpc_core::CoreConfiguration::Builder* builder) {
+  builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
+      std::make_unique<RingHashFactory>());
+}
+
+}  // namespace lbkit::policies

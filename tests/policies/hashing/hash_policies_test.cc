@@ -1,0 +1,118 @@
+// lbkit_ring_hash and lbkit_maglev against a fake helper: config errors,
+// key affinity, walking past endpoints that are not READY, and keys coming
+// back when their endpoint does.
+
+#include "gtest/gtest.h"
+#include "tests/support/fake_helper.h"
+
+namespace lbkit {
+namespace {
+
+using testing::FakeMetadata;
+using testing::MakeAddresses;
+using testing::ParseConfig;
+using testing::PolicyHarness;
+
+const std::vector<std::string> kAddresses = {"127.0.0.1:3001", "127.0.0.1:3002",
+                                             "127.0.0.1:3003", "127.0.0.1:3004",
+                                             "127.0.0.1:3005"};
+
+struct Policy {
+  const char* name;
+  const char* config;
+};
+const Policy kPolicies[] = {
+    {"lbkit_ring_hash", R"({"requestHashHeader": "X-User-Id"})"},
+    {"lbkit_maglev", R"({"requestHashHeader": "x-user-id", "tableSize": 251})"},
+};
+
+std::string PickFor(PolicyHarness& h, const std::string& key) {
+  FakeMetadata metadata({{"x-user-id", key}});
+  return h.Pick(nullptr, &metadata);
+}
+
+TEST(HashPolicyConfig, ErrorsNameTheField) {
+  struct Case {
+    const char* policy;
+    const char* json;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"lbkit_ring_hash", R"({"minRingSize": 0, "maxRingSize": 9000000})",
+       "errors validating lbkit_ring_hash LB policy config: [field:maxRingSize "
+       "error:must be in [1, 8388608]; field:minRingSize error:must be in [1, 8388608]]"},
+      {"lbkit_ring_hash", R"({"minRingSize": 5000, "maxRingSize": 4096})",
+       "errors validating lbkit_ring_hash LB policy config: [field:minRingSize "
+       "error:must not exceed maxRingSize]"},
+      {"lbkit_ring_hash", R"({"requestHashHeader": "x-token-bin"})",
+       "errors validating lbkit_ring_hash LB policy config: "
+       "[field:requestHashHeader error:must not be a binary (-bin) header]"},
+      {"lbkit_ring_hash", R"({"requestHashHeader": ":path"})",
+       "errors validating lbkit_ring_hash LB policy config: "
+       "[field:requestHashHeader error:must not be a pseudo-header]"},
+      {"lbkit_maglev", R"({"tableSize": 65536})",
+       "errors validating lbkit_maglev LB policy config: [field:tableSize "
+       "error:must be a prime number (e.g. 65537, 131071, 5000011)]"},
+      {"lbkit_maglev", R"({"tableSize": 5000012, "requestHashHeader": 3})",
+       "errors validating lbkit_maglev LB policy config: [field:requestHashHeader "
+       "error:is not a string; field:tableSize error:must be at most 5000011]"},
+  };
+  for (const Case& c : cases) {
+    auto config = ParseConfig(c.policy, c.json);
+    ASSERT_FALSE(config.ok()) << c.json;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(config.status().message()), c.message);
+  }
+  EXPECT_TRUE(ParseConfig("lbkit_ring_hash", "{}").ok());
+  EXPECT_TRUE(ParseConfig("lbkit_maglev", "{}").ok());
+}
+
+class HashPolicyTest : public ::testing::TestWithParam<Policy> {};
+
+TEST_P(HashPolicyTest, KeysStickAndSpread) {
+  PolicyHarness h(GetParam().name);
+  ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), GetParam().config).ok());
+  for (const auto& a : kAddresses) h.SetState(a, GRPC_CHANNEL_READY);
+  std::map<std::string, std::string> owner;
+  std::map<std::string, int> per;
+  for (int k = 0; k < 200; ++k) {
+    const std::string key = "user-" + std::to_string(k);
+    owner[key] = PickFor(h, key);
+    ++per[owner[key]];
+    for (int again = 0; again < 3; ++again) ASSERT_EQ(PickFor(h, key), owner[key]);
+  }
+  EXPECT_EQ(per.size(), kAddresses.size());  // 200 keys reach all 5
+  // A call without the header goes to a random READY endpoint.
+  std::set<std::string> random;
+  for (int i = 0; i < 200; ++i) random.insert(h.Pick());
+  EXPECT_EQ(random.size(), kAddresses.size());
+}
+
+TEST_P(HashPolicyTest, OnlyTheFailedEndpointsKeysMoveAndTheyComeBack) {
+  PolicyHarness h(GetParam().name);
+  ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), GetParam().config).ok());
+  for (const auto& a : kAddresses) h.SetState(a, GRPC_CHANNEL_READY);
+  std::map<std::string, std::string> before;
+  for (int k = 0; k < 300; ++k) before["u" + std::to_string(k)] = PickFor(h, "u" + std::to_string(k));
+  const std::string& victim = kAddresses[2];
+  h.SetState(victim, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("down"));
+  int moved = 0;
+  for (const auto& [key, was] : before) {
+    const std::string now = PickFor(h, key);
+    EXPECT_NE(now, victim);
+    if (was == victim) {
+      ++moved;
+    } else {
+      EXPECT_EQ(now, was) << key << " moved although its endpoint is up";
+    }
+  }
+  EXPECT_GT(moved, 0);
+  h.SetState(victim, GRPC_CHANNEL_READY);
+  for (const auto& [key, was] : before) EXPECT_EQ(PickFor(h, key), was) << key;
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, HashPolicyTest, ::testing::ValuesIn(kPolicies),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace lbkit
