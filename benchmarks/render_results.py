@@ -206,7 +206,8 @@ def targets_section(results_dir):
              "| target | measured | met |", "|---|---|---|"]
     notes = []
     # Pick-cost targets of the issues that introduced each policy.
-    pick_targets_ns = {"lbkit_round_robin": 50, "lbkit_least_request": 40}
+    pick_targets_ns = {"lbkit_round_robin": 50, "lbkit_least_request": 40,
+                       "lbkit_ring_hash": 60, "lbkit_maglev": 20}
     if pick:
         for name, b in medians(pick).items():
             _, policy, n, threads = split_name(name)

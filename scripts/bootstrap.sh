@@ -43,8 +43,20 @@ apt_update() {
 if [ ${#need_install[@]} -gt 0 ]; then
   apt_update
   echo "bootstrap: installing ${need_install[*]}"
+  # nginx and haproxy are for the benchmarks' own instances: a policy-rc.d
+  # keeps their packages from starting system services (and failing the
+  # install where port 80 is taken).
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
+  rc=0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}" \
-    >/dev/null || die "apt-get install failed for: ${need_install[*]}"
+    >/dev/null || rc=$?
+  [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || die "apt-get install failed for: ${need_install[*]}"
   # nginx and haproxy start system services on install; the benchmark harness
   # runs its own instances on loopback, so stop the system ones.
   for svc in nginx haproxy; do
@@ -68,19 +80,26 @@ fi
 
 [ "$(id -u)" = 0 ] || die "gRPC internal headers missing and not root: run as root"
 
-# A deb-src entry for bookworm main, next to the existing deb entries.
-if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  echo "bootstrap: enabling deb-src for bookworm main"
-  cat > /etc/apt/sources.list.d/lbkit-deb-src.sources <<'SRC'
+# A deb-src entry for bookworm main, from the same mirror as the machine's
+# deb entry (a local mirror stays local), unless apt already finds sources.
+apt_update
+if [ -z "$(apt-cache showsrc grpc 2>/dev/null | head -n1)" ]; then
+  mirror=$(grep -rhsE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+             | grep -v security | awk '{print $2}' | head -n1)
+  [ -n "$mirror" ] || mirror=$(grep -hsE '^deb [a-z]+://' /etc/apt/sources.list \
+             | grep -v security | awk '{print $2}' | head -n1)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  echo "bootstrap: enabling deb-src for bookworm main from $mirror"
+  cat > /etc/apt/sources.list.d/lbkit-deb-src.sources <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   apt_updated=0
+  apt_update
 fi
-apt_update
 
 # The source version apt offers must be the one the binary was built from.
 src_full=$(apt-cache showsrc grpc 2>/dev/null | awk '/^Version:/{print $2}' | sort -V | tail -n1)

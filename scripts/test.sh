@@ -39,7 +39,7 @@ run_ctest() {
   local dir=$1; shift
   echo "== testing $dir"
   local log="$top/$dir/ctest-summary.log" rc=0
-  (cd "$top/$dir" && ctest --output-on-failure --timeout 600 -j2 "$@") | tee "$log" || rc=$?
+  (cd "$top/$dir" && ctest --output-on-failure --no-tests=error --timeout 600 -j2 "$@") | tee "$log" || rc=$?
   # "100% tests passed, 0 tests failed out of 30"
   local line
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)

@@ -11,14 +11,21 @@
 
 namespace lbkit {
 
-absl::Status ValidateServiceConfig(absl::string_view service_config_json) {
+namespace {
+
+absl::Status Validate(const grpc_core::ChannelArgs& args, absl::string_view json) {
   // Registration must precede the first use of gRPC's configuration, which
   // parsing below triggers; its failure (too late) is not this call's error.
   RegisterAll().IgnoreError();
-  auto config = grpc_core::ServiceConfigImpl::Create(grpc_core::ChannelArgs(),
-                                                     service_config_json);
+  auto config = grpc_core::ServiceConfigImpl::Create(args, json);
   if (config.ok()) return absl::OkStatus();
   return absl::InvalidArgumentError(config.status().message());
+}
+
+}  // namespace
+
+absl::Status ValidateServiceConfig(absl::string_view service_config_json) {
+  return Validate(grpc_core::ChannelArgs(), service_config_json);
 }
 
 std::shared_ptr<grpc::Channel> CreateChannel(
@@ -27,19 +34,19 @@ std::shared_ptr<grpc::Channel> CreateChannel(
     const grpc::ChannelArguments& args) {
   grpc_channel_args c_args;
   args.SetChannelArgs(&c_args);
-  for (size_t i = 0; i < c_args.num_args; ++i) {
-    const grpc_arg& arg = c_args.args[i];
-    if (arg.type != GRPC_ARG_STRING ||
-        absl::string_view(arg.key) != GRPC_ARG_SERVICE_CONFIG) {
-      continue;
+  // As the channel does: the last service config given wins, and parsing
+  // sees the channel's own args (the retry parser reads one of them).
+  const grpc_core::ChannelArgs channel_args = grpc_core::ChannelArgs::FromC(&c_args);
+  absl::optional<absl::string_view> json = channel_args.GetString(GRPC_ARG_SERVICE_CONFIG);
+  if (json.has_value()) {
+    absl::Status status = Validate(channel_args, *json);
+    if (!status.ok()) {
+      // A lame channel fails every call with the code and message given here.
+      grpc_channel* lame = grpc_lame_client_channel_create(
+          target.c_str(), GRPC_STATUS_INVALID_ARGUMENT,
+          std::string(status.message()).c_str());
+      return grpc::CreateChannelInternal("", lame, {});
     }
-    absl::Status status = ValidateServiceConfig(arg.value.string);
-    if (status.ok()) break;
-    // A lame channel fails every call with the code and message given here.
-    grpc_channel* lame = grpc_lame_client_channel_create(
-        target.c_str(), GRPC_STATUS_INVALID_ARGUMENT,
-        std::string(status.message()).c_str());
-    return grpc::CreateChannelInternal("", lame, {});
   }
   RegisterAll().IgnoreError();
   return grpc::CreateCustomChannel(target, credentials, args);

@@ -100,7 +100,11 @@ class LeastRequestChooser {
     if (options_.choice_count < 2) options_.choice_count = 2;
     if (options_.choice_count > kMaxChoices) options_.choice_count = kMaxChoices;
     inverse_weight_.reserve(weights.size());
-    for (uint32_t w : weights) inverse_weight_.push_back(1.0 / (w == 0 ? 1 : w));
+    weight_.reserve(weights.size());
+    for (uint32_t w : weights) {
+      inverse_weight_.push_back(1.0 / (w == 0 ? 1 : w));
+      weight_.push_back(w == 0 ? 1 : w);
+    }
   }
 
   size_t size() const { return sampler_.size(); }
@@ -113,17 +117,28 @@ class LeastRequestChooser {
     const size_t n = sampler_.size();
     if (n == 1) return 0;
     size_t drawn[kMaxChoices];
+    double costs[kMaxChoices];
     const int k = Draw(drawn);
-    size_t best = drawn[0];
-    double best_cost = Cost(best, in_flight(best), ewma_ns(best));
-    for (int c = 1; c < k; ++c) {
-      const double cost = Cost(drawn[c], in_flight(drawn[c]), ewma_ns(drawn[c]));
-      if (cost < best_cost) {
-        best = drawn[c];
-        best_cost = cost;
-      }
+    int best = 0;
+    for (int c = 0; c < k; ++c) {
+      costs[c] = Cost(drawn[c], in_flight(drawn[c]), ewma_ns(drawn[c]));
+      if (costs[c] < costs[best]) best = c;
     }
-    return best;
+    if (static_cast<size_t>(k) < n) return drawn[best];
+    // Every endpoint was a candidate, in a fixed order after the first: the
+    // earliest-drawn rule would favour whoever follows a loaded endpoint.
+    // Break the tie among the cheapest by weight instead.
+    double tied_weight = 0;
+    for (int c = 0; c < k; ++c) {
+      if (costs[c] == costs[best]) tied_weight += weight_[drawn[c]];
+    }
+    double r = static_cast<double>(ThreadRandom() >> 11) * 0x1.0p-53 * tied_weight;
+    for (int c = 0; c < k; ++c) {
+      if (costs[c] != costs[best]) continue;
+      r -= weight_[drawn[c]];
+      if (r < 0) return drawn[c];
+    }
+    return drawn[best];
   }
 
   // The cost Choose() compares; lower wins.
@@ -144,9 +159,8 @@ class LeastRequestChooser {
     const int k = static_cast<int>(
         n < static_cast<size_t>(options_.choice_count) ? n : options_.choice_count);
     if (static_cast<size_t>(k) == n) {
-      // Every endpoint is a candidate. The first is drawn by weight and the
-      // rest follow in rotation, so "the earlier drawn wins ties" still
-      // shares ties in proportion to weight.
+      // Every endpoint is a candidate: no draw needed (Choose() breaks ties
+      // by weight).
       const size_t start = sampler_.Sample();
       for (int c = 0; c < k; ++c) out[c] = (start + c) % n;
       return k;
@@ -169,6 +183,7 @@ class LeastRequestChooser {
   WeightedSampler sampler_;
   LeastRequestOptions options_;
   std::vector<double> inverse_weight_;
+  std::vector<double> weight_;
 };
 
 }  // namespace lbkit::algorithms

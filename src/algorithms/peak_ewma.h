@@ -21,6 +21,7 @@
 #ifndef LBKIT_ALGORITHMS_PEAK_EWMA_H_
 #define LBKIT_ALGORITHMS_PEAK_EWMA_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -63,8 +64,10 @@ class PeakEwma {
     stamp_ns_.store(now_ns, std::memory_order_relaxed);
   }
 
+  // At least 1 ns: after ~745 idle decay periods the product would
+  // underflow to 0, and a zero cost would stop comparing latency at all.
   double Estimate(int64_t now_ns) const {
-    return estimate_ns_.load(std::memory_order_relaxed) * Decay(now_ns);
+    return std::max(1.0, estimate_ns_.load(std::memory_order_relaxed) * Decay(now_ns));
   }
 
  private:

@@ -54,6 +54,23 @@ TEST(LeastRequestChooser, LowestInFlightAmongCandidatesWins) {
   EXPECT_NEAR(counts[1], 10000, 1200);  // 1 of 6
 }
 
+// With every endpoint a candidate (choiceCount >= endpoints), the cheapest
+// endpoints share the picks by weight, whatever their position.
+TEST(LeastRequestChooser, TiesAmongAllCandidatesAreBrokenByWeight) {
+  SeedThreadRandom(11);
+  LeastRequestChooser equal({1, 1, 1}, {3, 1.0});
+  auto counts = Shares(equal, {0, 1, 0}, 30000);
+  EXPECT_EQ(counts[1], 0);
+  EXPECT_NEAR(counts[0], 15000, 600);
+  EXPECT_NEAR(counts[2], 15000, 600);
+  // Weights {10, 1, 1}, endpoint 0 busy: the two idle ones tie at cost 0
+  // and have equal weights, so they share evenly.
+  LeastRequestChooser weighted({10, 1, 1}, {3, 1.0});
+  counts = Shares(weighted, {5, 0, 0}, 30000);
+  EXPECT_EQ(counts[0], 0);
+  EXPECT_NEAR(counts[1], 15000, 600);
+}
+
 TEST(LeastRequestChooser, IdleEndpointsShareInProportionToWeight) {
   SeedThreadRandom(4);
   LeastRequestChooser two({3, 1}, {2, 1.0});
@@ -135,6 +152,12 @@ TEST(PeakEwma, SlowerSampleCountsAtOnceAndDecaysBackOverDecay) {
   // ...but the estimate converges to the fast rtt over several decays.
   for (int i = 1; i <= 50; ++i) fresh.Observe(1e6, i * static_cast<int64_t>(kDecay));
   EXPECT_NEAR(fresh.Estimate(50 * static_cast<int64_t>(kDecay)), 1e6, 1e4);
+}
+
+TEST(PeakEwma, EstimateNeverReachesZero) {
+  PeakEwma ewma(1e9, 30e6, 0);
+  // 10,000 decay periods idle: the product underflows, the estimate does not.
+  EXPECT_GE(ewma.Estimate(static_cast<int64_t>(1e13)), 1.0);
 }
 
 TEST(PeakEwma, ConfigureRestartsOnlyWhenParametersChange) {

@@ -1,5 +1,6 @@
 #include "tests/support/backend_process.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -30,7 +31,9 @@ namespace {
 std::unique_ptr<BackendProcess> BackendProcess::Start(
     const std::string& name, const std::vector<std::string>& flags) {
   int out[2];
-  if (pipe(out) != 0) Fail(absl::StrCat("pipe: ", strerror(errno)));
+  // Close-on-exec, so other children (other backends, clients) do not
+  // inherit the write end; dup2 onto stdout clears it for this one.
+  if (pipe2(out, O_CLOEXEC) != 0) Fail(absl::StrCat("pipe2: ", strerror(errno)));
   std::vector<std::string> argv_strings = {LBKIT_GREETER_SERVER, "--port=0",
                                            "--name=" + name};
   argv_strings.insert(argv_strings.end(), flags.begin(), flags.end());

@@ -19,7 +19,8 @@ struct ClientRun {
 // Runs greeter_client with `flags`, capturing stdout (stderr passes through).
 inline ClientRun RunClient(const std::string& flags) {
   ClientRun run;
-  const std::string command = std::string(LBKIT_GREETER_CLIENT) + " " + flags;
+  // Bounded: a client that hangs must fail its test, not stall the suite.
+  const std::string command = "timeout 120 " + std::string(LBKIT_GREETER_CLIENT) + " " + flags;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
   char buffer[4096];

@@ -67,10 +67,20 @@ struct Tally {
   }
 };
 
-inline Tally CallMany(lbkit::examples::Greeter::Stub& stub, int n) {
+// `deadline`, when set, bounds the whole batch: each call's own deadline is
+// cut to what is left, and the batch stops early when nothing is.
+inline Tally CallMany(lbkit::examples::Greeter::Stub& stub, int n,
+                      std::chrono::steady_clock::time_point deadline = {}) {
   Tally tally;
   for (int i = 0; i < n; ++i) {
-    CallResult r = CallOnce(stub);
+    int call_ms = 2000;
+    if (deadline != std::chrono::steady_clock::time_point{}) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      call_ms = static_cast<int>(std::min<int64_t>(call_ms, left.count()));
+    }
+    CallResult r = CallOnce(stub, call_ms);
     if (r.status.ok()) {
       ++tally.per_backend[r.backend];
     } else {
@@ -109,7 +119,8 @@ bool CallUntil(lbkit::examples::Greeter::Stub& stub, int batch, Pred done,
                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (done(CallMany(stub, batch))) return true;
+    Tally round = CallMany(stub, batch, deadline);
+    if (round.ok() + round.failed() == batch && done(round)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;

@@ -148,8 +148,10 @@ class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
     if (feed_ewma_) start_ns_ = NowNs();
   }
 
-  void Finish(FinishArgs /*args*/) override {
-    if (!feed_ewma_ || start_ns_ == 0) return;
+  // Only successful calls feed the estimate: a backend that fails fast must
+  // not look fast and attract more traffic.
+  void Finish(FinishArgs args) override {
+    if (!feed_ewma_ || start_ns_ == 0 || !args.status.ok()) return;
     const int64_t now = NowNs();
     endpoint_->latency().Observe(static_cast<double>(now - start_ns_), now);
   }
