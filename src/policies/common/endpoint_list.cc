@@ -175,10 +175,27 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
   endpoints_.reserve(addresses.size());
   by_address_.reserve(addresses.size());
 
+  // Retained endpoints listed again come back as they are (connection, state
+  // and in-flight count), instead of as new endpoints.
+  absl::flat_hash_map<std::string, grpc_core::RefCountedPtr<Endpoint>> retained_by_address;
+  for (auto& endpoint : retained_) {
+    std::string text = endpoint->address_text();
+    retained_by_address.emplace(std::move(text), std::move(endpoint));
+  }
+  retained_.clear();
+
   std::vector<Endpoint*> to_start;
   for (const grpc_core::ServerAddress& address : addresses) {
     std::string text = AddressText(address);
     if (by_address_.contains(text)) continue;  // Listed twice: one endpoint.
+    if (auto r = retained_by_address.find(text);
+        !recreate_all && r != retained_by_address.end() && r->second->address() == address) {
+      CountLocked(r->second->state(), +1);
+      by_address_.emplace(std::move(text), r->second.get());
+      endpoints_.push_back(std::move(r->second));
+      retained_by_address.erase(r);
+      continue;
+    }
     auto old = old_by_address.find(text);
     if (!recreate_all && old != old_by_address.end() &&
         old->second->address() == address) {
@@ -209,6 +226,7 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
       endpoint->ShutdownLocked();
     }
   }
+  for (auto& [text, endpoint] : retained_by_address) retained_.push_back(std::move(endpoint));
   for (auto& endpoint : removed_ready) retained_.push_back(std::move(endpoint));
 
   for (Endpoint* endpoint : to_start) endpoint->StartWatchingLocked(args);

@@ -160,6 +160,23 @@ TEST(RoundRobinPolicy, KeepsReplacedReadyEndpointsUntilNewOnesAreReady) {
   EXPECT_EQ(h.record().Latest(kB)->num_watchers(), 0u);
 }
 
+// An address that comes back while its old endpoint is still retained gets
+// that endpoint back (same subchannel, still READY), not a new one.
+TEST(RoundRobinPolicy, RetainedEndpointListedAgainIsReused) {
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB})).ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  ASSERT_TRUE(h.Update(MakeAddresses({kC, kD})).ok());  // A, B retained
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kC})).ok());  // A listed again
+  EXPECT_EQ(h.record().created.size(), 4u);
+  EXPECT_EQ(h.record().CountCreated(kA), 1u);
+  EXPECT_EQ(h.record().Latest(kA)->num_watchers(), 1u);
+  EXPECT_EQ(h.record().Latest(kB)->num_watchers(), 0u);  // released: A is READY
+  auto counts = h.PickMany(10);
+  EXPECT_EQ(counts[kA], 10);
+}
+
 TEST(RoundRobinPolicy, ReplacedEndpointsReleasedWhenAllNewOnesFail) {
   PolicyHarness h(kPolicy);
   ASSERT_TRUE(h.Update(MakeAddresses({kA})).ok());
