@@ -21,6 +21,7 @@
 #include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
+#include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/gprpp/time.h"
 #include "src/core/lib/gprpp/validation_errors.h"
@@ -116,17 +117,6 @@ struct LeastRequestParams {
   }
 };
 
-class LeastRequestConfig : public LoadBalancingPolicy::Config {
- public:
-  explicit LeastRequestConfig(LeastRequestParams params)
-      : params_(std::move(params)) {}
-  absl::string_view name() const override { return kLeastRequestPolicyName; }
-  const LeastRequestParams& params() const { return params_; }
-
- private:
-  LeastRequestParams params_;
-};
-
 //
 // Call tracker
 //
@@ -219,7 +209,7 @@ class LeastRequest : public LeafPolicy {
  private:
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
     if (config != nullptr) {
-      params_ = static_cast<const LeastRequestConfig*>(config.get())->params();
+      params_ = ParamsOf<LeastRequestParams>(*config);
     }
   }
 
@@ -250,34 +240,12 @@ class LeastRequest : public LeafPolicy {
   LeastRequestParams params_;
 };
 
-//
-// Factory
-//
-
-class LeastRequestFactory : public grpc_core::LoadBalancingPolicyFactory {
- public:
-  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
-      LoadBalancingPolicy::Args args) const override {
-    return grpc_core::MakeOrphanable<LeastRequest>(std::move(args));
-  }
-
-  absl::string_view name() const override { return kLeastRequestPolicyName; }
-
-  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>>
-  ParseLoadBalancingConfig(const grpc_core::Json& json) const override {
-    auto params = grpc_core::LoadFromJson<LeastRequestParams>(
-        json, grpc_core::JsonArgs(),
-        "errors validating lbkit_least_request LB policy config");
-    if (!params.ok()) return params.status();
-    return grpc_core::MakeRefCounted<LeastRequestConfig>(*std::move(params));
-  }
-};
-
 }  // namespace
 
 void RegisterLeastRequest(grpc_core::CoreConfiguration::Builder* builder) {
   builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
-      std::make_unique<LeastRequestFactory>());
+      std::make_unique<ParamsPolicyFactory<LeastRequest, LeastRequestParams>>(
+          kLeastRequestPolicyName));
 }
 
 }  // namespace lbkit::policies

@@ -7,6 +7,7 @@
 #include "algorithms/maglev.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/hash_policy.h"
+#include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/json/json_args.h"
@@ -52,16 +53,6 @@ struct MaglevParams {
   }
 };
 
-class MaglevConfig : public LoadBalancingPolicy::Config {
- public:
-  explicit MaglevConfig(MaglevParams params) : params_(std::move(params)) {}
-  absl::string_view name() const override { return kMaglevPolicyName; }
-  const MaglevParams& params() const { return params_; }
-
- private:
-  MaglevParams params_;
-};
-
 class MaglevLookup : public HashLookup {
  public:
   explicit MaglevLookup(MaglevTable table) : table_(std::move(table)) {}
@@ -81,7 +72,7 @@ class Maglev : public HashPolicy {
  private:
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
     if (config == nullptr) return;
-    const MaglevParams& params = static_cast<const MaglevConfig*>(config.get())->params();
+    const MaglevParams& params = ParamsOf<MaglevParams>(*config);
     if (params.table_size != params_.table_size) InvalidateLookup();
     params_ = params;
   }
@@ -95,27 +86,11 @@ class Maglev : public HashPolicy {
   MaglevParams params_;
 };
 
-class MaglevFactory : public grpc_core::LoadBalancingPolicyFactory {
- public:
-  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
-      LoadBalancingPolicy::Args args) const override {
-    return grpc_core::MakeOrphanable<Maglev>(std::move(args));
-  }
-  absl::string_view name() const override { return kMaglevPolicyName; }
-  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>> ParseLoadBalancingConfig(
-      const grpc_core::Json& json) const override {
-    auto params = grpc_core::LoadFromJson<MaglevParams>(
-        json, grpc_core::JsonArgs(), "errors validating lbkit_maglev LB policy config");
-    if (!params.ok()) return params.status();
-    return grpc_core::MakeRefCounted<MaglevConfig>(*std::move(params));
-  }
-};
-
 }  // namespace
 
 void RegisterMaglev(grpc_core::CoreConfiguration::Builder* builder) {
   builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
-      std::make_unique<MaglevFactory>());
+      std::make_unique<ParamsPolicyFactory<Maglev, MaglevParams>>(kMaglevPolicyName));
 }
 
 }  // namespace lbkit::policies

@@ -6,6 +6,7 @@
 #include "algorithms/ring_hash.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/hash_policy.h"
+#include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/json/json_args.h"
@@ -58,16 +59,6 @@ struct RingHashParams {
   }
 };
 
-class RingHashConfig : public LoadBalancingPolicy::Config {
- public:
-  explicit RingHashConfig(RingHashParams params) : params_(std::move(params)) {}
-  absl::string_view name() const override { return kRingHashPolicyName; }
-  const RingHashParams& params() const { return params_; }
-
- private:
-  RingHashParams params_;
-};
-
 class RingLookup : public HashLookup {
  public:
   explicit RingLookup(algorithms::HashRing ring) : ring_(std::move(ring)) {}
@@ -87,7 +78,7 @@ class RingHash : public HashPolicy {
  private:
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
     if (config == nullptr) return;
-    const RingHashParams& params = static_cast<const RingHashConfig*>(config.get())->params();
+    const RingHashParams& params = ParamsOf<RingHashParams>(*config);
     if (params.min_ring_size != params_.min_ring_size ||
         params.max_ring_size != params_.max_ring_size) {
       InvalidateLookup();
@@ -105,27 +96,11 @@ class RingHash : public HashPolicy {
   RingHashParams params_;
 };
 
-class RingHashFactory : public grpc_core::LoadBalancingPolicyFactory {
- public:
-  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
-      LoadBalancingPolicy::Args args) const override {
-    return grpc_core::MakeOrphanable<RingHash>(std::move(args));
-  }
-  absl::string_view name() const override { return kRingHashPolicyName; }
-  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>> ParseLoadBalancingConfig(
-      const grpc_core::Json& json) const override {
-    auto params = grpc_core::LoadFromJson<RingHashParams>(
-        json, grpc_core::JsonArgs(), "errors validating lbkit_ring_hash LB policy config");
-    if (!params.ok()) return params.status();
-    return grpc_core::MakeRefCounted<RingHashConfig>(*std::move(params));
-  }
-};
-
 }  // namespace
 
 void RegisterRingHash(grpc_core::CoreConfiguration::Builder* builder) {
   builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
-      std::make_unique<RingHashFactory>());
+      std::make_unique<ParamsPolicyFactory<RingHash, RingHashParams>>(kRingHashPolicyName));
 }
 
 }  // namespace lbkit::policies

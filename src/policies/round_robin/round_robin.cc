@@ -1,8 +1,8 @@
 // lbkit_round_robin, the template every lbkit leaf policy follows:
-//   config (parsed with gRPC's JSON object loader, so errors read like
+//   params (parsed with gRPC's JSON object loader, so errors read like
 //   gRPC's own) -> policy (a LeafPolicy: endpoints, states and picker updates
 //   are shared) -> immutable picker wrapping an algorithm from
-//   src/algorithms/ -> factory -> registration.
+//   src/algorithms/ -> registration with ParamsPolicyFactory.
 //
 // Differences from gRPC's round_robin (CC/lb_policy/round_robin):
 //  - subchannels and their state are kept across resolver updates instead
@@ -21,6 +21,7 @@
 #include "algorithms/round_robin.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
+#include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/config/core_configuration.h"
 #include "src/core/lib/debug/trace.h"
@@ -45,14 +46,10 @@ grpc_core::TraceFlag g_trace(false, "lbkit_round_robin");
 // Config
 //
 
-class RoundRobinConfig : public LoadBalancingPolicy::Config {
- public:
-  absl::string_view name() const override { return kRoundRobinPolicyName; }
-
-  static const grpc_core::JsonLoaderInterface* JsonLoader(
-      const grpc_core::JsonArgs&) {
-    static const auto* loader =
-        grpc_core::JsonObjectLoader<RoundRobinConfig>().Finish();
+// No fields yet; unknown ones are ignored, as gRPC does.
+struct RoundRobinParams {
+  static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
+    static const auto* loader = grpc_core::JsonObjectLoader<RoundRobinParams>().Finish();
     return loader;
   }
 };
@@ -107,32 +104,12 @@ class RoundRobin : public LeafPolicy {
   absl::BitGen bitgen_;
 };
 
-//
-// Factory
-//
-
-class RoundRobinFactory : public grpc_core::LoadBalancingPolicyFactory {
- public:
-  grpc_core::OrphanablePtr<LoadBalancingPolicy> CreateLoadBalancingPolicy(
-      LoadBalancingPolicy::Args args) const override {
-    return grpc_core::MakeOrphanable<RoundRobin>(std::move(args));
-  }
-
-  absl::string_view name() const override { return kRoundRobinPolicyName; }
-
-  absl::StatusOr<RefCountedPtr<LoadBalancingPolicy::Config>>
-  ParseLoadBalancingConfig(const grpc_core::Json& json) const override {
-    return grpc_core::LoadRefCountedFromJson<RoundRobinConfig>(
-        json, grpc_core::JsonArgs(),
-        "errors validating lbkit_round_robin LB policy config");
-  }
-};
-
 }  // namespace
 
 void RegisterRoundRobin(grpc_core::CoreConfiguration::Builder* builder) {
   builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
-      std::make_unique<RoundRobinFactory>());
+      std::make_unique<ParamsPolicyFactory<RoundRobin, RoundRobinParams>>(
+          kRoundRobinPolicyName));
 }
 
 }  // namespace lbkit::policies

@@ -21,6 +21,9 @@ struct Policy {
   const char* name;
   const char* config;
 };
+// Names the parameter in test listings (ctest shows it).
+void PrintTo(const Policy& policy, std::ostream* os) { *os << policy.name; }
+
 const Policy kPolicies[] = {
     {"lbkit_ring_hash", R"({"requestHashHeader": "X-User-Id"})"},
     {"lbkit_maglev", R"({"requestHashHeader": "x-user-id", "tableSize": 251})"},

@@ -1,0 +1,75 @@
+// The config and factory every lbkit policy has: a Params struct parsed with
+// gRPC's JSON object loader (so errors read "errors validating <name> LB
+// policy config: [field:... error:...]"), carried in a ParamsConfig, and a
+// factory that creates the policy.
+//
+//   struct MyParams { int x = 1; static const JsonLoaderInterface* JsonLoader(...); };
+//   builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
+//       std::make_unique<ParamsPolicyFactory<MyPolicy, MyParams>>("lbkit_my"));
+//   ... in the policy: ParamsOf<MyParams>(config).x
+
+#ifndef LBKIT_POLICIES_COMMON_POLICY_FACTORY_H_
+#define LBKIT_POLICIES_COMMON_POLICY_FACTORY_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpc_internal/abi_guard.h"
+#include "src/core/lib/json/json.h"
+#include "src/core/lib/json/json_args.h"
+#include "src/core/lib/json/json_object_loader.h"
+#include "src/core/lib/load_balancing/lb_policy.h"
+#include "src/core/lib/load_balancing/lb_policy_factory.h"
+
+namespace lbkit::policies {
+
+template <typename Params>
+class ParamsConfig : public grpc_core::LoadBalancingPolicy::Config {
+ public:
+  ParamsConfig(absl::string_view name, Params params)
+      : name_(name), params_(std::move(params)) {}
+  absl::string_view name() const override { return name_; }
+  const Params& params() const { return params_; }
+
+ private:
+  absl::string_view name_;  // a policy-name constant
+  Params params_;
+};
+
+// The parsed params of a config this policy's factory made.
+template <typename Params>
+const Params& ParamsOf(const grpc_core::LoadBalancingPolicy::Config& config) {
+  return static_cast<const ParamsConfig<Params>&>(config).params();
+}
+
+template <typename Policy, typename Params>
+class ParamsPolicyFactory : public grpc_core::LoadBalancingPolicyFactory {
+ public:
+  explicit ParamsPolicyFactory(absl::string_view name)
+      : name_(name),
+        error_prefix_(absl::StrCat("errors validating ", name, " LB policy config")) {}
+
+  grpc_core::OrphanablePtr<grpc_core::LoadBalancingPolicy> CreateLoadBalancingPolicy(
+      grpc_core::LoadBalancingPolicy::Args args) const override {
+    return grpc_core::MakeOrphanable<Policy>(std::move(args));
+  }
+
+  absl::string_view name() const override { return name_; }
+
+  absl::StatusOr<grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy::Config>>
+  ParseLoadBalancingConfig(const grpc_core::Json& json) const override {
+    auto params = grpc_core::LoadFromJson<Params>(json, grpc_core::JsonArgs(), error_prefix_);
+    if (!params.ok()) return params.status();
+    return grpc_core::MakeRefCounted<ParamsConfig<Params>>(name_, *std::move(params));
+  }
+
+ private:
+  absl::string_view name_;
+  std::string error_prefix_;
+};
+
+}  // namespace lbkit::policies
+
+#endif  // LBKIT_POLICIES_COMMON_POLICY_FACTORY_H_
