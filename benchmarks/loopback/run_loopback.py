@@ -148,6 +148,17 @@ def wait_for_port(port, proc, what, timeout=10.0):
     raise RuntimeError(f"{what} did not listen on {port} within {timeout} s")
 
 
+def stop_process(proc, sig):
+    """Asks a process to stop with `sig`; kills it after 5 s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Backend:
     def __init__(self, server_bin, name, delay_ms, logdir):
         self.name = name
@@ -166,13 +177,7 @@ class Backend:
         return [self.proc.pid]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM)
         self.log.close()
 
 
@@ -214,14 +219,9 @@ class Proxy:
         return [self.proc.pid] + children_of(self.proc.pid)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM if self.config.kind == "haproxy"
-                                  else signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        # SIGQUIT is nginx's graceful stop; haproxy stops on SIGTERM.
+        stop_process(self.proc, signal.SIGTERM if self.config.kind == "haproxy"
+                     else signal.SIGQUIT)
         self.log.close()
 
 

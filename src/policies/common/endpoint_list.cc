@@ -95,7 +95,6 @@ void Endpoint::OnStateChangeLocked(grpc_connectivity_state new_state,
   if (list_ == nullptr || new_state == GRPC_CHANNEL_SHUTDOWN) return;
   const bool first_report = !reported_once_;
   reported_once_ = true;
-  reported_state_ = new_state;
   if (new_state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
     last_failure_ = status.ok() ? absl::UnavailableError("connection failed")
                                 : std::move(status);

@@ -60,8 +60,6 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   // The state the policy acts on: CONNECTING (also before the first report
   // and for IDLE), READY or TRANSIENT_FAILURE.
   grpc_connectivity_state state() const { return state_; }
-  // The subchannel's last reported state, without the stickiness above.
-  grpc_connectivity_state reported_state() const { return reported_state_; }
   // Why the endpoint last went to TRANSIENT_FAILURE.
   const absl::Status& last_failure() const { return last_failure_; }
 
@@ -90,7 +88,6 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   Watcher* watcher_ = nullptr;  // Owned by the subchannel.
   bool reported_once_ = false;
   grpc_connectivity_state state_ = GRPC_CHANNEL_CONNECTING;
-  grpc_connectivity_state reported_state_ = GRPC_CHANNEL_IDLE;
   absl::Status last_failure_;
   std::atomic<int64_t> in_flight_{0};
   algorithms::PeakEwma latency_;
@@ -138,8 +135,6 @@ class EndpointList {
   std::vector<Endpoint*> ReadyEndpoints() const;
 
   size_t num_ready() const { return num_ready_; }
-  size_t num_connecting() const { return num_connecting_; }
-  size_t num_transient_failure() const { return num_transient_failure_; }
 
   // gRPC's round-robin aggregation, first match wins: READY if any endpoint
   // (or retained endpoint) is READY; CONNECTING if any is CONNECTING;
