@@ -39,31 +39,42 @@ class HashRing {
   static HashRing Build(const std::vector<std::string>& keys,
                         const std::vector<uint32_t>& weights, uint64_t min_size,
                         uint64_t max_size) {
-    HashRing ring;
-    if (keys.empty()) return ring;
+    if (keys.empty()) return HashRing();
     double total = 0;
-    for (uint32_t w : weights) total += w == 0 ? 1 : w;
+    for (uint32_t w : weights) total += Weight(w);
     double min_share = 1.0;
-    for (uint32_t w : weights) min_share = std::min(min_share, (w == 0 ? 1 : w) / total);
+    for (uint32_t w : weights) min_share = std::min(min_share, Weight(w) / total);
     const double scale = std::min(std::ceil(min_share * static_cast<double>(min_size)) / min_share,
                                   static_cast<double>(max_size));
-    ring.entries_.reserve(static_cast<size_t>(std::ceil(scale)) + keys.size());
+    // Envoy's cumulative rounding, entry by entry: the counts of the
+    // endpoints depend on their order, exactly as in Envoy.
+    std::vector<uint64_t> counts(keys.size(), 0);
     double current = 0, target = 0;
-    std::string buffer;
     for (size_t i = 0; i < keys.size(); ++i) {
-      target += scale * ((weights[i] == 0 ? 1 : weights[i]) / total);
-      for (uint64_t j = 0; current < target; ++j, ++current) {
-        buffer.assign(keys[i]).append("_").append(std::to_string(j));
-        ring.entries_.push_back({Xxh64(buffer), static_cast<uint32_t>(i)});
-      }
+      target += scale * (Weight(weights[i]) / total);
+      for (; current < target; ++current) ++counts[i];
     }
-    // Ties (equal hashes) keep endpoint order, as a stable sort does in
-    // Envoy, so the result does not depend on the sort implementation.
-    std::stable_sort(ring.entries_.begin(), ring.entries_.end(),
-                     [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
-    ring.hashes_.reserve(ring.entries_.size());
-    for (const Entry& e : ring.entries_) ring.hashes_.push_back(e.hash);
-    return ring;
+    return Fill(keys, counts);
+  }
+
+  // A ring whose endpoints get `entries_per_weight` x weight entries each,
+  // however many endpoints there are: adding or removing one moves only the
+  // keys it takes or had, none between the others (Envoy's scaling above
+  // gives every endpoint more or fewer entries when the count changes, which
+  // moves some keys between survivors too). Scaled down proportionally if
+  // the total would exceed `max_size`.
+  static HashRing BuildFixed(const std::vector<std::string>& keys,
+                             const std::vector<uint32_t>& weights,
+                             uint64_t entries_per_weight, uint64_t max_size) {
+    double total = 0;
+    for (uint32_t w : weights) total += Weight(w) * static_cast<double>(entries_per_weight);
+    const double shrink = total > static_cast<double>(max_size) ? max_size / total : 1.0;
+    std::vector<uint64_t> counts;
+    for (uint32_t w : weights) {
+      counts.push_back(std::max<uint64_t>(
+          1, static_cast<uint64_t>(Weight(w) * static_cast<double>(entries_per_weight) * shrink)));
+    }
+    return Fill(keys, counts);
   }
 
   size_t size() const { return entries_.size(); }
@@ -88,6 +99,31 @@ class HashRing {
   }
 
  private:
+  static double Weight(uint32_t w) { return w == 0 ? 1.0 : w; }
+
+  // Entries XXH64("<key>_<j>") for j < counts[i], sorted by hash.
+  static HashRing Fill(const std::vector<std::string>& keys,
+                       const std::vector<uint64_t>& counts) {
+    HashRing ring;
+    uint64_t total = 0;
+    for (uint64_t c : counts) total += c;
+    ring.entries_.reserve(total);
+    std::string buffer;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      for (uint64_t j = 0; j < counts[i]; ++j) {
+        buffer.assign(keys[i]).append("_").append(std::to_string(j));
+        ring.entries_.push_back({Xxh64(buffer), static_cast<uint32_t>(i)});
+      }
+    }
+    // Ties (equal hashes) keep endpoint order, as a stable sort does in
+    // Envoy, so the result does not depend on the sort implementation.
+    std::stable_sort(ring.entries_.begin(), ring.entries_.end(),
+                     [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
+    ring.hashes_.reserve(ring.entries_.size());
+    for (const Entry& e : ring.entries_) ring.hashes_.push_back(e.hash);
+    return ring;
+  }
+
   std::vector<Entry> entries_;
   std::vector<uint64_t> hashes_;
 };

@@ -116,6 +116,35 @@ TEST(HashRing, RemovingAnEndpointMovesAFewKeys) {
   EXPECT_LT(between_survivors, 100000 / 10);
 }
 
+// fixedEntriesPerWeight: an endpoint's entries do not depend on the others,
+// so removing one moves its keys only.
+TEST(HashRing, FixedEntriesMoveNoKeyBetweenSurvivors) {
+  const HashRing small = HashRing::BuildFixed({"a:1", "b:1"}, {1, 3}, 5, 8388608);
+  std::map<uint32_t, int> per;
+  for (const auto& e : small.entries()) ++per[e.endpoint];
+  EXPECT_EQ(per[0], 5);
+  EXPECT_EQ(per[1], 15);
+  // The cap scales every endpoint down alike: 20 -> 10 entries.
+  EXPECT_EQ(HashRing::BuildFixed({"a:1", "b:1"}, {1, 3}, 5, 10).size(), 9u);  // 2 + 7 (floors)
+
+  const std::vector<std::string> all = Keys(10);
+  std::vector<std::string> fewer = all;
+  fewer.erase(fewer.begin() + 4);
+  HashRing before = HashRing::BuildFixed(all, std::vector<uint32_t>(10, 1), 160, 8388608);
+  HashRing after = HashRing::BuildFixed(fewer, std::vector<uint32_t>(9, 1), 160, 8388608);
+  int moved = 0;
+  for (int k = 0; k < 100000; ++k) {
+    const uint64_t h = Xxh64("user-" + std::to_string(k));
+    const std::string& was = all[before.entry(before.Find(h)).endpoint];
+    const std::string& now = fewer[after.entry(after.Find(h)).endpoint];
+    if (was != now) {
+      ++moved;
+      EXPECT_EQ(was, all[4]) << "key " << k << " moved between survivors";
+    }
+  }
+  EXPECT_GT(moved, 100000 / 20);
+}
+
 TEST(Maglev, PermutationMatchesSpecsExample) {
   // shared/SPECS.md, section 4: key "10.0.0.1:8080": offset 1495, skip 46121.
   EXPECT_EQ(MaglevTable::Offset("10.0.0.1:8080", 65537), 1495u);

@@ -1,9 +1,11 @@
 #include "policies/common/hash_policy.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "algorithms/bounded_load.h"
 #include "algorithms/random.h"
 #include "algorithms/xxhash64.h"
 #include "common/endpoint_attributes.h"
@@ -16,43 +18,98 @@ using grpc_core::LoadBalancingPolicy;
 using grpc_core::RefCountedPtr;
 using grpc_core::SubchannelInterface;
 
+// With hashBalanceFactor, counts the call against its endpoint and the
+// policy's total from pick to end (the channel destroys the tracker exactly
+// once per picked call, however it ends).
+class BoundedLoadTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
+ public:
+  BoundedLoadTracker(RefCountedPtr<Endpoint> endpoint,
+                     std::shared_ptr<std::atomic<int64_t>> total_in_flight)
+      : endpoint_(std::move(endpoint)), total_in_flight_(std::move(total_in_flight)) {
+    endpoint_->in_flight().fetch_add(1, std::memory_order_relaxed);
+    total_in_flight_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~BoundedLoadTracker() override {
+    endpoint_->in_flight().fetch_sub(1, std::memory_order_relaxed);
+    total_in_flight_->fetch_sub(1, std::memory_order_relaxed);
+  }
+  void Start() override {}
+  void Finish(FinishArgs) override {}
+
+ private:
+  RefCountedPtr<Endpoint> endpoint_;
+  std::shared_ptr<std::atomic<int64_t>> total_in_flight_;
+};
+
 class HashPicker : public LoadBalancingPolicy::SubchannelPicker {
  public:
-  HashPicker(std::shared_ptr<const HashLookup> lookup,
-             std::vector<RefCountedPtr<SubchannelInterface>> subchannels,
-             std::vector<uint32_t> ready, std::string header)
+  // `endpoints` by lookup index; `ready` the indices of the READY ones.
+  // `total_in_flight` is non-null when bounded load is on.
+  HashPicker(std::shared_ptr<const HashLookup> lookup, std::vector<Endpoint*> endpoints,
+             std::vector<uint32_t> ready, std::string header, uint32_t balance_factor,
+             std::shared_ptr<std::atomic<int64_t>> total_in_flight)
       : lookup_(std::move(lookup)),
-        subchannels_(std::move(subchannels)),
         ready_(std::move(ready)),
-        header_(std::move(header)) {
-    is_ready_.assign(subchannels_.size(), 0);
-    for (uint32_t e : ready_) is_ready_[e] = 1;
+        header_(std::move(header)),
+        total_in_flight_(std::move(total_in_flight)) {
+    candidate_of_.assign(endpoints.size(), kNotReady);
+    std::vector<uint32_t> ready_weights;
+    for (size_t c = 0; c < ready_.size(); ++c) {
+      candidate_of_[ready_[c]] = static_cast<uint32_t>(c);
+      ready_weights.push_back(EndpointWeight(endpoints[ready_[c]]->address()));
+    }
+    for (Endpoint* e : endpoints) {
+      subchannels_.push_back(e->subchannel());
+      endpoints_.push_back(e->Ref());
+    }
+    if (total_in_flight_ != nullptr) bounded_.emplace(balance_factor, ready_weights);
   }
 
   LoadBalancingPolicy::PickResult Pick(LoadBalancingPolicy::PickArgs args) override {
-    const absl::optional<uint64_t> hash = RequestHash(header_, args);
-    if (!hash.has_value()) {
-      return LoadBalancingPolicy::PickResult::Complete(
-          subchannels_[ready_[algorithms::UniformIndex(ready_.size())]]);
+    absl::optional<uint64_t> hash = RequestHash(header_, args);
+    uint32_t e;
+    if (hash.has_value()) {
+      e = Walk(*hash);
+    } else {
+      e = ready_[algorithms::UniformIndex(ready_.size())];
+      hash = algorithms::ThreadRandom();
     }
+    if (!bounded_.has_value()) return LoadBalancingPolicy::PickResult::Complete(subchannels_[e]);
+    const size_t c = bounded_->Choose(
+        *hash, candidate_of_[e], total_in_flight_->load(std::memory_order_relaxed),
+        [this](size_t c) {
+          return endpoints_[ready_[c]]->in_flight().load(std::memory_order_relaxed);
+        });
+    e = ready_[c];
+    return LoadBalancingPolicy::PickResult::Complete(
+        subchannels_[e], std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_));
+  }
+
+ private:
+  static constexpr uint32_t kNotReady = UINT32_MAX;
+
+  // The first READY endpoint from the hash's position on.
+  uint32_t Walk(uint64_t hash) const {
     const size_t n = lookup_->positions();
-    size_t position = lookup_->Start(*hash);
+    size_t position = lookup_->Start(hash);
     // Bounded by the structure's size; a READY endpoint exists (the picker
     // is only built then), so the walk ends at the latest after one lap.
     for (size_t step = 0; step < n; ++step) {
       const uint32_t e = lookup_->EndpointAt(position);
-      if (is_ready_[e]) return LoadBalancingPolicy::PickResult::Complete(subchannels_[e]);
+      if (candidate_of_[e] != kNotReady) return e;
       if (++position == n) position = 0;
     }
-    return LoadBalancingPolicy::PickResult::Complete(subchannels_[ready_.front()]);
+    return ready_.front();
   }
 
- private:
   const std::shared_ptr<const HashLookup> lookup_;
-  const std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;  // by endpoint index
+  std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;  // by endpoint index
+  std::vector<RefCountedPtr<Endpoint>> endpoints_;               // by endpoint index
   const std::vector<uint32_t> ready_;
-  std::vector<uint8_t> is_ready_;
+  std::vector<uint32_t> candidate_of_;  // endpoint index -> index in ready_
   const std::string header_;
+  const std::shared_ptr<std::atomic<int64_t>> total_in_flight_;
+  absl::optional<algorithms::BoundedLoad> bounded_;
 };
 
 }  // namespace
@@ -71,6 +128,12 @@ void ValidateHashHeader(std::string* header, grpc_core::ValidationErrors* errors
         break;
       }
     }
+  }
+}
+
+void ValidateHashBalanceFactor(uint32_t factor, grpc_core::ValidationErrors* errors) {
+  if (factor != 0 && factor < 100) {
+    errors->AddError("must be at least 100 (a percentage of the mean load), or 0 for off");
   }
 }
 
@@ -107,14 +170,14 @@ std::unique_ptr<LoadBalancingPolicy::SubchannelPicker> HashPolicy::MakeReadyPick
     lookup = BuildLookup(keys, weights);
     if (!retained_only) lookup_ = lookup;
   }
-  std::vector<RefCountedPtr<SubchannelInterface>> subchannels;
   std::vector<uint32_t> ready_indices;
   for (size_t i = 0; i < all.size(); ++i) {
-    subchannels.push_back(all[i]->subchannel());
     if (all[i]->state() == GRPC_CHANNEL_READY) ready_indices.push_back(static_cast<uint32_t>(i));
   }
-  return std::make_unique<HashPicker>(std::move(lookup), std::move(subchannels),
-                                      std::move(ready_indices), hash_header());
+  const uint32_t factor = hash_balance_factor();
+  return std::make_unique<HashPicker>(std::move(lookup), std::move(all), std::move(ready_indices),
+                                      hash_header(), factor,
+                                      factor == 0 ? nullptr : total_in_flight_);
 }
 
 }  // namespace lbkit::policies

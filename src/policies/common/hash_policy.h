@@ -10,10 +10,17 @@
 // order, or table order) to the next READY one; the EndpointList keeps every
 // endpoint connecting, so the one skipped is asked to connect on the control
 // plane, not in the picker.
+//
+// With `hashBalanceFactor` (bounded load, src/algorithms/bounded_load.h) the
+// picker also counts calls in flight per endpoint and for the policy; an
+// endpoint over factor/100 x its weighted share of them passes the call on
+// to the key's alternates. Without it the pick path counts nothing.
 
 #ifndef LBKIT_POLICIES_COMMON_HASH_POLICY_H_
 #define LBKIT_POLICIES_COMMON_HASH_POLICY_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +36,9 @@ namespace lbkit::policies {
 // Validates a requestHashHeader value in place (lower-cased, as gRPC keys
 // metadata); errors go to the current field.
 void ValidateHashHeader(std::string* header, grpc_core::ValidationErrors* errors);
+
+// Validates a hashBalanceFactor value (0 = off, else >= 100).
+void ValidateHashBalanceFactor(uint32_t factor, grpc_core::ValidationErrors* errors);
 
 // The request's hash, or nullopt when the header is configured but absent.
 absl::optional<uint64_t> RequestHash(const std::string& header,
@@ -52,6 +62,8 @@ class HashPolicy : public LeafPolicy {
   virtual std::shared_ptr<const HashLookup> BuildLookup(
       const std::vector<std::string>& keys, const std::vector<uint32_t>& weights) = 0;
   virtual const std::string& hash_header() const = 0;
+  // 0 = bounded load off.
+  virtual uint32_t hash_balance_factor() const = 0;
 
   // The lookup must be rebuilt (new endpoints or new config).
   void InvalidateLookup() { lookup_.reset(); }
@@ -62,6 +74,10 @@ class HashPolicy : public LeafPolicy {
       const std::vector<Endpoint*>& ready) override;
 
   std::shared_ptr<const HashLookup> lookup_;
+  // Calls in flight across the policy's endpoints, counted by the call
+  // trackers of every picker generation while bounded load is on.
+  const std::shared_ptr<std::atomic<int64_t>> total_in_flight_ =
+      std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace lbkit::policies

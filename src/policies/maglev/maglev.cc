@@ -26,6 +26,7 @@ using algorithms::MaglevTable;
 
 struct MaglevParams {
   std::string request_hash_header;
+  uint32_t hash_balance_factor = 0;  // off
   uint64_t table_size = MaglevTable::kDefaultSize;
 
   static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
@@ -33,6 +34,7 @@ struct MaglevParams {
         grpc_core::JsonObjectLoader<MaglevParams>()
             .OptionalField("requestHashHeader", &MaglevParams::request_hash_header)
             .OptionalField("tableSize", &MaglevParams::table_size)
+            .OptionalField("hashBalanceFactor", &MaglevParams::hash_balance_factor)
             .Finish();
     return loader;
   }
@@ -42,6 +44,10 @@ struct MaglevParams {
     {
       ValidationErrors::ScopedField field(errors, ".requestHashHeader");
       if (!errors->FieldHasErrors()) ValidateHashHeader(&request_hash_header, errors);
+    }
+    {
+      ValidationErrors::ScopedField field(errors, ".hashBalanceFactor");
+      if (!errors->FieldHasErrors()) ValidateHashBalanceFactor(hash_balance_factor, errors);
     }
     ValidationErrors::ScopedField field(errors, ".tableSize");
     if (errors->FieldHasErrors()) return;
@@ -82,6 +88,7 @@ class Maglev : public HashPolicy {
     return std::make_shared<MaglevLookup>(MaglevTable::Build(keys, weights, params_.table_size));
   }
   const std::string& hash_header() const override { return params_.request_hash_header; }
+  uint32_t hash_balance_factor() const override { return params_.hash_balance_factor; }
 
   MaglevParams params_;
 };

@@ -23,11 +23,15 @@ using grpc_core::RefCountedPtr;
 using grpc_core::ValidationErrors;
 
 constexpr uint64_t kMaxRingSizeLimit = 8388608;  // Envoy's and gRPC's bound
+constexpr uint32_t kMaxFixedEntries = 65536;
 
 struct RingHashParams {
   std::string request_hash_header;
+  uint32_t hash_balance_factor = 0;  // off
   uint64_t min_ring_size = 1024;
   uint64_t max_ring_size = 4096;
+  // 0 = Envoy's sizing from min/max; else a fixed count per unit of weight.
+  uint32_t fixed_entries_per_weight = 0;
 
   static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
     static const auto* loader =
@@ -35,6 +39,8 @@ struct RingHashParams {
             .OptionalField("requestHashHeader", &RingHashParams::request_hash_header)
             .OptionalField("minRingSize", &RingHashParams::min_ring_size)
             .OptionalField("maxRingSize", &RingHashParams::max_ring_size)
+            .OptionalField("hashBalanceFactor", &RingHashParams::hash_balance_factor)
+            .OptionalField("fixedEntriesPerWeight", &RingHashParams::fixed_entries_per_weight)
             .Finish();
     return loader;
   }
@@ -45,11 +51,21 @@ struct RingHashParams {
       ValidationErrors::ScopedField field(errors, ".requestHashHeader");
       if (!errors->FieldHasErrors()) ValidateHashHeader(&request_hash_header, errors);
     }
+    {
+      ValidationErrors::ScopedField field(errors, ".hashBalanceFactor");
+      if (!errors->FieldHasErrors()) ValidateHashBalanceFactor(hash_balance_factor, errors);
+    }
     for (auto [name, value] : {std::pair<const char*, uint64_t>{".minRingSize", min_ring_size},
                                {".maxRingSize", max_ring_size}}) {
       ValidationErrors::ScopedField field(errors, name);
       if (!errors->FieldHasErrors() && (value < 1 || value > kMaxRingSizeLimit)) {
         errors->AddError("must be in [1, 8388608]");
+      }
+    }
+    {
+      ValidationErrors::ScopedField field(errors, ".fixedEntriesPerWeight");
+      if (!errors->FieldHasErrors() && fixed_entries_per_weight > kMaxFixedEntries) {
+        errors->AddError("must be at most 65536 (0 = size the ring as Envoy does)");
       }
     }
     if (min_ring_size > max_ring_size) {
@@ -80,7 +96,8 @@ class RingHash : public HashPolicy {
     if (config == nullptr) return;
     const RingHashParams& params = ParamsOf<RingHashParams>(*config);
     if (params.min_ring_size != params_.min_ring_size ||
-        params.max_ring_size != params_.max_ring_size) {
+        params.max_ring_size != params_.max_ring_size ||
+        params.fixed_entries_per_weight != params_.fixed_entries_per_weight) {
       InvalidateLookup();
     }
     params_ = params;
@@ -88,10 +105,15 @@ class RingHash : public HashPolicy {
 
   std::shared_ptr<const HashLookup> BuildLookup(const std::vector<std::string>& keys,
                                                 const std::vector<uint32_t>& weights) override {
+    if (params_.fixed_entries_per_weight != 0) {
+      return std::make_shared<RingLookup>(algorithms::HashRing::BuildFixed(
+          keys, weights, params_.fixed_entries_per_weight, kMaxRingSizeLimit));
+    }
     return std::make_shared<RingLookup>(algorithms::HashRing::Build(
         keys, weights, params_.min_ring_size, params_.max_ring_size));
   }
   const std::string& hash_header() const override { return params_.request_hash_header; }
+  uint32_t hash_balance_factor() const override { return params_.hash_balance_factor; }
 
   RingHashParams params_;
 };

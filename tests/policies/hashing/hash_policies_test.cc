@@ -2,6 +2,8 @@
 // key affinity, walking past endpoints that are not READY, and keys coming
 // back when their endpoint does.
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 
@@ -18,15 +20,18 @@ const std::vector<std::string> kAddresses = {"127.0.0.1:3001", "127.0.0.1:3002",
                                              "127.0.0.1:3005"};
 
 struct Policy {
+  const char* label;
   const char* name;
   const char* config;
 };
 // Names the parameter in test listings (ctest shows it).
-void PrintTo(const Policy& policy, std::ostream* os) { *os << policy.name; }
+void PrintTo(const Policy& policy, std::ostream* os) { *os << policy.label; }
 
 const Policy kPolicies[] = {
-    {"lbkit_ring_hash", R"({"requestHashHeader": "X-User-Id"})"},
-    {"lbkit_maglev", R"({"requestHashHeader": "x-user-id", "tableSize": 251})"},
+    {"ring_hash", "lbkit_ring_hash", R"({"requestHashHeader": "X-User-Id"})"},
+    {"ring_hash_fixed", "lbkit_ring_hash",
+     R"({"requestHashHeader": "x-user-id", "fixedEntriesPerWeight": 100})"},
+    {"maglev", "lbkit_maglev", R"({"requestHashHeader": "x-user-id", "tableSize": 251})"},
 };
 
 std::string PickFor(PolicyHarness& h, const std::string& key) {
@@ -56,6 +61,15 @@ TEST(HashPolicyConfig, ErrorsNameTheField) {
       {"lbkit_maglev", R"({"tableSize": 65536})",
        "errors validating lbkit_maglev LB policy config: [field:tableSize "
        "error:must be a prime number (e.g. 65537, 131071, 5000011)]"},
+      {"lbkit_ring_hash", R"({"hashBalanceFactor": 99})",
+       "errors validating lbkit_ring_hash LB policy config: [field:hashBalanceFactor "
+       "error:must be at least 100 (a percentage of the mean load), or 0 for off]"},
+      {"lbkit_ring_hash", R"({"fixedEntriesPerWeight": 70000})",
+       "errors validating lbkit_ring_hash LB policy config: [field:fixedEntriesPerWeight "
+       "error:must be at most 65536 (0 = size the ring as Envoy does)]"},
+      {"lbkit_maglev", R"({"hashBalanceFactor": -1})",
+       "errors validating lbkit_maglev LB policy config: [field:hashBalanceFactor "
+       "error:failed to parse non-negative number]"},
       {"lbkit_maglev", R"({"tableSize": 5000012, "requestHashHeader": 3})",
        "errors validating lbkit_maglev LB policy config: [field:requestHashHeader "
        "error:is not a string; field:tableSize error:must be at most 5000011]"},
@@ -114,8 +128,42 @@ TEST_P(HashPolicyTest, OnlyTheFailedEndpointsKeysMoveAndTheyComeBack) {
   for (const auto& [key, was] : before) EXPECT_EQ(PickFor(h, key), was) << key;
 }
 
+// hashBalanceFactor 150 over 5 endpoints: one hot key's calls stay on its
+// endpoint up to ceil(ceil((A + 1) x 1.5) / 5) in flight, then spill to the
+// others; once they finish the key is back home.
+TEST_P(HashPolicyTest, BoundedLoadSpillsAHotKeyAndBringsItBack) {
+  PolicyHarness h(GetParam().name);
+  std::string config = GetParam().config;
+  config.insert(1, R"("hashBalanceFactor": 150, )");
+  ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), config).ok());
+  for (const auto& a : kAddresses) h.SetState(a, GRPC_CHANNEL_READY);
+  const std::string home = PickFor(h, "hot");
+  std::vector<grpc_core::LoadBalancingPolicy::PickResult> in_flight;
+  std::map<std::string, int> per;
+  for (int i = 0; i < 50; ++i) {
+    FakeMetadata metadata(std::map<std::string, std::string>{{"x-user-id", "hot"}});
+    in_flight.emplace_back(grpc_core::LoadBalancingPolicy::PickResult::Fail(absl::OkStatus()));
+    const std::string picked = h.Pick(&in_flight.back(), &metadata);
+    // Before this call, i were in flight: the home endpoint may hold
+    // ceil(ceil((i + 1) * 1.5) / 5) including this one.
+    const int slots = std::max(1, static_cast<int>(std::ceil(std::ceil((i + 1) * 1.5) / 5.0)));
+    ++per[picked];
+    if (picked == home) {
+      EXPECT_LE(per[home], slots) << "call " << i;
+    } else {
+      EXPECT_GE(per[home], slots) << "call " << i << " spilled before home was full";
+    }
+  }
+  // 50 calls: home holds its bound of ceil(75 / 5) = 15, the rest spilled.
+  EXPECT_EQ(per[home], 15);
+  EXPECT_GE(per.size(), 3u);
+  for (const auto& [address, count] : per) EXPECT_LE(count, 15) << address;
+  in_flight.clear();  // the calls end
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(PickFor(h, "hot"), home);
+}
+
 INSTANTIATE_TEST_SUITE_P(Policies, HashPolicyTest, ::testing::ValuesIn(kPolicies),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& info) { return std::string(info.param.label); });
 
 }  // namespace
 }  // namespace lbkit
