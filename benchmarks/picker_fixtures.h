@@ -37,6 +37,8 @@ inline const std::vector<PickerPolicy>& PickerPolicies() {
       // would, give or take the metadata lookup.
       {"lbkit_ring_hash", "lbkit_ring_hash", "{}", true},
       {"lbkit_maglev", "lbkit_maglev", "{}", true},
+      // Bounded load: counts each call (a call tracker, as least request).
+      {"lbkit_maglev_bounded", "lbkit_maglev", R"({"hashBalanceFactor":125})", true},
       // Baselines: gRPC 1.51.1's built-in policies, through the same path.
       {"round_robin", "round_robin", "{}", false},
       {"pick_first", "pick_first", "{}", false},

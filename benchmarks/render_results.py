@@ -226,6 +226,44 @@ def targets_section(results_dir):
                         "iteration. The allocation is the API's; a per-thread free "
                         "list would only help where the call ends on the picking "
                         "thread, which gRPC does not promise.")
+    quality = load("hash_quality.json", results_dir)
+    if quality:
+        ring, fixed, maglev = ("ring_hash (default 1024..4096)",
+                               "ring_hash (fixedEntriesPerWeight 1024)", "maglev (65537)")
+        for r in quality["results"]:
+            name, n, rm = r["structure"], r["endpoints"], r["remove"]
+            if name in (ring, maglev):
+                want = 1.1 if name == ring else 1.5
+                x = rm["moved"] / rm["ideal"]
+                lines.append(f"| {name}, {n} endpoints: keys moved on removal at most "
+                             f"{want}x ideal | {x:.2f}x | {'yes' if x <= want else 'no'} |")
+            if name in (ring, fixed):
+                b = rm["between_survivors"]
+                lines.append(f"| {name}, {n} endpoints: no key moves between survivors | "
+                             f"{pct(b)} | {'yes' if b == 0 else 'no'} |")
+            if name == maglev:
+                sp = r["spread_share_max_over_mean"]
+                lines.append(f"| {name}, {n} endpoints: spread max/mean at most 1.05 | "
+                             f"{sp:.3f} | {'yes' if sp <= 1.05 else 'no'} |")
+            if name in (ring, maglev):
+                b = r["skewed_max_over_mean_factor_125"]
+                lines.append(f"| {name}, {n} endpoints, `hashBalanceFactor: 125`, skewed "
+                             f"keys: max in flight at most 1.25x mean | {b:.2f}x | "
+                             f"{'yes' if b <= 1.25 + 1e-9 else 'no'} |")
+        by = {(r["structure"].split(" ")[0] + " " + r["structure"].split("(")[1].split(" ")[0],
+               r["endpoints"]): r for r in quality["results"]}
+        x = lambda key: by[key]["remove"]["moved"] / by[key]["remove"]["ideal"] if key in by else 0
+        notes.append(
+            "- Ring hash key movement: the Envoy-compatible ring gives every survivor more "
+            "entries when one endpoint goes, so keys move between survivors too (see "
+            "*Consistent hashing quality*); `fixedEntriesPerWeight` moves none between "
+            f"survivors ({x(('ring_hash fixedEntriesPerWeight', 10)):.2f}x ideal at 10 "
+            "endpoints) at the price of Envoy's placement.")
+        notes.append(
+            f"- Maglev with the default 65537-entry table moves "
+            f"{x(('maglev 65537)', 100)):.2f}x ideal at 100 endpoints; a table of at least "
+            f"100 x N entries, as the Maglev paper advises, brings it to "
+            f"{x(('maglev 655373)', 100)):.2f}x (655373).")
     if loop:
         scs = {sc["name"]: sc["configs"] for sc in loop["scenarios"]}
         med = lambda c, m: c[m]["median"]
@@ -296,6 +334,65 @@ def targets_section(results_dir):
     return lines
 
 
+def pct(x):
+    return f"{100 * x:.2f}%"
+
+
+def hashing_section(results_dir):
+    quality = load("hash_quality.json", results_dir)
+    movement = load("hash_movement.json", results_dir)
+    lines = ["## Consistent hashing quality", ""]
+    if not quality:
+        return lines + ["Not run yet: `benchmarks/run_micro.sh`.", ""]
+    lines += [
+        f"Exact figures from `lbkit_hash_quality` ({fmt(quality['keys'])} keys `user-<k>`, "
+        f"endpoints `10.0.x.y:50051`; remove/add = mean over {quality['trials']} choices of "
+        "the endpoint). *moved*: keys whose endpoint changes, with its ratio to the ideal "
+        "1/N (remove) or 1/(N+1) (add); *between*: keys that move between endpoints "
+        "present before and after (ideal 0); *spread*: the largest endpoint's share of the "
+        "hash space over the mean; *bounded*: peak in-flight calls of any endpoint over "
+        "the mean with `hashBalanceFactor: 125`, 100 x N calls in flight, keys drawn "
+        "from a Zipf distribution (s = 1, 1,000 keys), against the same run unbounded.", "",
+        "| structure | N | remove: moved | x ideal | between | add: moved | x ideal | "
+        "between | spread | bounded (unbounded) |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in quality["results"]:
+        rm, ad = r["remove"], r["add"]
+        lines.append(
+            f"| {r['structure']} | {r['endpoints']} | {pct(rm['moved'])} | "
+            f"{rm['moved'] / rm['ideal']:.2f} | {pct(rm['between_survivors'])} | "
+            f"{pct(ad['moved'])} | {ad['moved'] / ad['ideal']:.2f} | "
+            f"{pct(ad['between_survivors'])} | {r['spread_share_max_over_mean']:.3f} | "
+            f"{r['skewed_max_over_mean_factor_125']:.2f} "
+            f"({r['skewed_max_over_mean_unbounded']:.2f}) |")
+    lines += [
+        "",
+        "Envoy's ring sizing (`minRingSize`/`maxRingSize`, which lbkit follows so that a "
+        "key lands where Envoy puts it) gives every endpoint ceil(minRingSize / N) "
+        "entries, so when N changes every survivor gains or loses entries and keys move "
+        "between survivors too. `fixedEntriesPerWeight` trades Envoy placement for a ring "
+        "where only the added or removed endpoint's keys move. At 100 endpoints the "
+        "default ring (11 entries each) is uneven; Envoy has the same ring.", ""]
+    if movement:
+        lines += [
+            f"End to end through the loopback harness (`benchmarks/loopback/hash_movement.py`,"
+            f" {movement['date']}, {fmt(movement['keys'])} keys, one RPC per key per pass, "
+            "remove = the middle backend): lbkit's policies in the client against nginx "
+            "`hash $http_x_user_id consistent` and haproxy `balance hdr(x-user-id)` with "
+            "`hash-type consistent` as sidecars.", "",
+            "| configuration | N | remove: moved | x ideal | between | add: moved | "
+            "x ideal | between |", "|---|---|---|---|---|---|---|---|"]
+        for r in movement["rows"]:
+            rm, ad = r["remove"], r["add"]
+            lines.append(
+                f"| `{r['config']}` | {r['endpoints']} | {pct(rm['moved'])} | "
+                f"{rm['moved'] / rm['ideal']:.2f} | {pct(rm['between_survivors'])} | "
+                f"{pct(ad['moved'])} | {ad['moved'] / ad['ideal']:.2f} | "
+                f"{pct(ad['between_survivors'])} |")
+        lines.append("")
+    return lines
+
+
 def write(path=os.path.join(HERE, "RESULTS.md"), results_dir=RESULTS):
     lines = ["# lbkit benchmark results", "",
              "Written by `benchmarks/render_results.py` from `benchmarks/results/*.json`; "
@@ -304,6 +401,7 @@ def write(path=os.path.join(HERE, "RESULTS.md"), results_dir=RESULTS):
              "absolute numbers across runs.", ""]
     lines += targets_section(results_dir)
     lines += micro_section(results_dir)
+    lines += hashing_section(results_dir)
     lines += loopback_section(results_dir)
     with open(path, "w") as f:
         f.write("\n".join(lines))

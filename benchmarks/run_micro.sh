@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the micro benchmarks (pick cost, control-plane cost, memory
-# per endpoint) for every lbkit policy and gRPC's own policies, writes their
+# per endpoint) for every lbkit policy and gRPC's own policies, and the
+# consistent-hashing quality figures (lbkit_hash_quality), writes their
 # JSON to benchmarks/results/ and rewrites benchmarks/RESULTS.md.
 #
 #   benchmarks/run_micro.sh                 5 repetitions, medians
@@ -11,7 +12,8 @@ reps=${REPETITIONS:-5}
 "$top/scripts/bootstrap.sh"
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLBKIT_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$top/build" -j"${LBKIT_JOBS:-2}" \
-  --target lbkit_pick_benchmark lbkit_build_benchmark lbkit_memory_benchmark >/dev/null
+  --target lbkit_pick_benchmark lbkit_build_benchmark lbkit_memory_benchmark \
+  lbkit_hash_quality >/dev/null
 mkdir -p "$top/benchmarks/results"
 for name in pick build memory; do
   echo "== $name"
@@ -21,4 +23,6 @@ for name in pick build memory; do
   "$top/build/benchmarks/lbkit_${name}_benchmark" "${extra[@]}" \
     --benchmark_out="$top/benchmarks/results/$name.json" --benchmark_out_format=json
 done
+echo "== hash quality"
+"$top/build/benchmarks/lbkit_hash_quality" --out="$top/benchmarks/results/hash_quality.json"
 /usr/bin/python3 "$top/benchmarks/render_results.py"

@@ -194,7 +194,10 @@ class Proxy:
             servers = "\n".join(f"    server 127.0.0.1:{b.port};" for b in backends)
             template, out = "nginx.conf.in", "nginx.conf"
         else:
-            servers = "\n".join(f"  server {b.name} 127.0.0.1:{b.port} proto h2"
+            # An explicit id per backend name: haproxy's consistent hash
+            # keys servers by id, which otherwise follows list position.
+            servers = "\n".join(f"  server {b.name} 127.0.0.1:{b.port} id "
+                                f"{int(b.name.rsplit('-', 1)[1]) + 1} proto h2"
                                 for b in backends)
             template, out = "haproxy.cfg.in", "haproxy.cfg"
         with open(os.path.join(HERE, template)) as f:
