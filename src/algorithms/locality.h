@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace lbkit::algorithms {
@@ -39,6 +40,36 @@ struct LocalityName {
     return out;
   }
 };
+
+// "region[/zone[/subZone]]", Istio's notation; nullopt when malformed (empty
+// region, more than three segments, a wildcard).
+inline std::optional<LocalityName> ParseLocalityName(std::string_view text) {
+  LocalityName out;
+  std::string* parts[3] = {&out.region, &out.zone, &out.sub_zone};
+  for (int i = 0; i < 3; ++i) {
+    const size_t slash = text.find('/');
+    *parts[i] = std::string(text.substr(0, slash));
+    if (parts[i]->find('*') != std::string::npos) return std::nullopt;
+    if (slash == std::string_view::npos) {
+      if (out.region.empty()) return std::nullopt;
+      return out;
+    }
+    text = text.substr(slash + 1);
+  }
+  return std::nullopt;  // a fourth segment
+}
+
+// Whether `pattern` is a valid Istio locality pattern: one to three
+// segments, each non-empty ("*" allowed).
+inline bool IsLocalityPattern(std::string_view pattern) {
+  for (int i = 0; i < 3; ++i) {
+    const size_t slash = pattern.find('/');
+    if (pattern.substr(0, slash).empty()) return false;
+    if (slash == std::string_view::npos) return true;
+    pattern = pattern.substr(slash + 1);
+  }
+  return false;
+}
 
 // Istio's locality pattern: "region", "region/zone", "region/zone/subzone",
 // where a segment may be "*" and omitted trailing segments match anything.

@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/least_request/least_request.h"
+#include "policies/locality/locality.h"
 #include "policies/maglev/maglev.h"
 #include "policies/ring_hash/ring_hash.h"
 #include "policies/round_robin/round_robin.h"
@@ -19,6 +20,7 @@ void RegisterRoundRobin(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterLeastRequest(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterRingHash(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterMaglev(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterLocality(grpc_core::CoreConfiguration::Builder* builder);
 
 struct PolicyEntry {
   absl::string_view name;
@@ -31,6 +33,7 @@ inline constexpr PolicyEntry kPolicies[] = {
     {kLeastRequestPolicyName, RegisterLeastRequest},
     {kRingHashPolicyName, RegisterRingHash},
     {kMaglevPolicyName, RegisterMaglev},
+    {kLocalityPolicyName, RegisterLocality},
 };
 
 }  // namespace lbkit::policies

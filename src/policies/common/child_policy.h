@@ -1,0 +1,114 @@
+// One child policy inside an lbkit parent policy (lbkit_locality's
+// localities; later the subsets of lbkit_weighted_subsets): a
+// ChildPolicyHandler running any registered policy over a subset of the
+// parent's addresses, whose state and picker the parent combines.
+//
+// The child's subchannels are wrapped so the parent can count how many of
+// this child's endpoints are READY (health-aware when the channel has a
+// healthCheckConfig) without asking the child: the parent's own arithmetic
+// (Envoy's priority load) needs healthy/total per group whatever the child
+// policy is. A picker the parent builds must pass each child pick through
+// ChildPolicy::Unwrap(): the channel needs its own subchannel back
+// (DESIGN.md fact 9).
+//
+//   auto child = grpc_core::MakeOrphanable<ChildPolicy>("us-east/a", this, ...);
+//   child->UpdateLocked(addresses, child_config, args, note);
+//   ... in OnChildChangedLocked(): child->state(), child->picker(),
+//       child->ready(), child->total()
+//
+// All methods run on the parent's WorkSerializer.
+
+#ifndef LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
+#define LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
+
+#include <memory>
+#include <string>
+
+#include "grpc_internal/abi_guard.h"
+#include "src/core/lib/channel/channel_args.h"
+#include "src/core/lib/gprpp/orphanable.h"
+#include "src/core/lib/gprpp/ref_counted_ptr.h"
+#include "src/core/lib/gprpp/validation_errors.h"
+#include "src/core/lib/gprpp/work_serializer.h"
+#include "src/core/lib/json/json.h"
+#include "src/core/lib/load_balancing/lb_policy.h"
+#include "src/core/lib/resolver/server_address.h"
+
+namespace lbkit::policies {
+
+// Parses the `childPolicy` field of `json` (a loadBalancingConfig list, as
+// gRPC's own parent policies take it), or `default_json` when absent. Errors
+// go to the ".childPolicy" field.
+grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy::Config> ParseChildPolicyField(
+    const grpc_core::Json& json, absl::string_view default_json,
+    grpc_core::ValidationErrors* errors);
+
+class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
+ public:
+  // The parent policy.
+  class Owner {
+   public:
+    virtual ~Owner() = default;
+    // A child's state, picker or READY count changed.
+    virtual void OnChildChangedLocked() = 0;
+  };
+
+  // `parent` is the Owner's policy object: a reference keeps it, and its
+  // helper, alive for as long as the child's helper can be called.
+  ChildPolicy(std::string name, Owner* owner,
+              grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy> parent,
+              grpc_core::LoadBalancingPolicy::ChannelControlHelper* parent_helper,
+              std::shared_ptr<grpc_core::WorkSerializer> work_serializer,
+              grpc_pollset_set* parent_interested_parties, const grpc_core::ChannelArgs& args);
+  ~ChildPolicy() override;
+
+  void Orphan() override;
+
+  absl::Status UpdateLocked(grpc_core::ServerAddressList addresses,
+                            grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy::Config> config,
+                            const grpc_core::ChannelArgs& args, std::string resolution_note);
+  void ExitIdleLocked();
+  void ResetBackoffLocked();
+
+  const std::string& name() const { return name_; }
+  // The child's state, with TRANSIENT_FAILURE sticky until READY (a child
+  // cycling through CONNECTING does not look better than it is).
+  grpc_connectivity_state state() const { return state_; }
+  const absl::Status& status() const { return status_; }
+  // Null until the child reports a state.
+  const std::shared_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker>& picker() const {
+    return picker_;
+  }
+  // Addresses in the last update, and how many of the child's subchannels
+  // are READY (at most total()).
+  size_t total() const { return total_; }
+  size_t ready() const { return ready_ < total_ ? ready_ : total_; }
+
+  // A child's pick with the channel's subchannel in place of the wrapper.
+  static grpc_core::LoadBalancingPolicy::PickResult Unwrap(
+      grpc_core::LoadBalancingPolicy::PickResult result);
+
+ private:
+  class Helper;
+  class CountingSubchannel;
+  class CountingWatcher;
+
+  void OnChangedLocked();
+
+  const std::string name_;
+  Owner* const owner_;
+  const grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy> parent_;
+  grpc_core::LoadBalancingPolicy::ChannelControlHelper* const parent_helper_;
+  grpc_pollset_set* const parent_interested_parties_;
+  grpc_core::OrphanablePtr<grpc_core::LoadBalancingPolicy> policy_;
+  bool shutdown_ = false;
+  grpc_connectivity_state state_ = GRPC_CHANNEL_CONNECTING;
+  absl::Status status_;
+  std::shared_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker> picker_;
+  size_t total_ = 0;
+  size_t ready_ = 0;
+};
+
+}  // namespace lbkit::policies
+
+#endif  // LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
