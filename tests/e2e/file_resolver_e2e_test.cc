@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/greeter_calls.h"
+#include "tests/support/temp_files.h"
 
 namespace lbkit {
 namespace {
@@ -23,19 +24,8 @@ namespace {
 using testing::BackendProcess;
 using Backends = std::vector<std::unique_ptr<BackendProcess>>;
 using Clock = std::chrono::steady_clock;
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lbkit-file-test-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
+using testing::WriteAtomically;
 
 std::string EndpointsJson(const std::vector<const BackendProcess*>& backends,
                           bool with_service_config = true) {
@@ -50,13 +40,6 @@ std::string EndpointsJson(const std::vector<const BackendProcess*>& backends,
           ? R"(, "serviceConfig": {"loadBalancingConfig": [{"lbkit_round_robin": {}}]})"
           : "",
       "}\n");
-}
-
-// Kubernetes-style: write a new file beside it, rename over it.
-void WriteAtomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp, std::ios::trunc) << content;
-  ASSERT_EQ(rename(tmp.c_str(), path.c_str()), 0);
 }
 
 // An editor-style rewrite: truncate, then write (readers can see it empty).
