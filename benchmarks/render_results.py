@@ -264,6 +264,15 @@ def targets_section(results_dir):
             f"{x(('maglev 65537)', 100)):.2f}x ideal at 100 endpoints; a table of at least "
             f"100 x N entries, as the Maglev paper advises, brings it to "
             f"{x(('maglev 655373)', 100)):.2f}x (655373).")
+    failover = load("failover.json", results_dir)
+    if failover and "lbkit_locality_retry" in failover["summary"]:
+        m = failover["summary"]["lbkit_locality_retry"]
+        ok = (m["never_reached_b"] == 0 and m["first_success_in_b_ms_max"] < 1000
+              and m["failed_after_kill_max"] == 0)
+        lines.append(f"| `lbkit_locality` failover when the local zone dies: first success in "
+                     f"the next zone under 1 s, no failed call with a retry policy | "
+                     f"worst {m['first_success_in_b_ms_max']:.0f} ms, "
+                     f"{m['failed_after_kill_max']} failed | {'yes' if ok else 'no'} |")
     if loop:
         scs = {sc["name"]: sc["configs"] for sc in loop["scenarios"]}
         med = lambda c, m: c[m]["median"]
@@ -393,6 +402,30 @@ def hashing_section(results_dir):
     return lines
 
 
+def failover_section(results_dir):
+    f = load("failover.json", results_dir)
+    lines = ["## Locality failover", ""]
+    if not f:
+        return lines + ["Not run yet: `benchmarks/loopback/failover.py`.", ""]
+    lines += [
+        f"`benchmarks/loopback/failover.py` ({f['date']}, {f['rounds']} rounds, medians with "
+        "the worst round in brackets): 3 backends in the client's zone, 2 in the next; a "
+        "closed-loop client with 4 calls in flight; the 3 local backends SIGKILLed at once "
+        "early in the run. *first success in zone b*: from the kill to the first call answered "
+        "there (10 ms resolution). nginx and haproxy have zone b as `backup` servers "
+        "(haproxy: TCP checks every 200 ms, `option redispatch`, `retries 3`).", "",
+        "| configuration | first success in zone b | RPCs failed after the kill | RPCs answered "
+        "in the second after the kill |",
+        "|---|---|---|---|"]
+    for name, m in f["summary"].items():
+        first = ("never" if m["first_success_in_b_ms"] is None else
+                 f"{m['first_success_in_b_ms']:.0f} ms ({m['first_success_in_b_ms_max']:.0f})")
+        lines.append(f"| `{name}` | {first} | {m['failed_after_kill']:.0f} "
+                     f"({m['failed_after_kill_max']}) | {m.get('ok_in_first_second', 0):.0f} |")
+    lines.append("")
+    return lines
+
+
 def write(path=os.path.join(HERE, "RESULTS.md"), results_dir=RESULTS):
     lines = ["# lbkit benchmark results", "",
              "Written by `benchmarks/render_results.py` from `benchmarks/results/*.json`; "
@@ -402,6 +435,7 @@ def write(path=os.path.join(HERE, "RESULTS.md"), results_dir=RESULTS):
     lines += targets_section(results_dir)
     lines += micro_section(results_dir)
     lines += hashing_section(results_dir)
+    lines += failover_section(results_dir)
     lines += loopback_section(results_dir)
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -191,13 +191,16 @@ class Proxy:
         # nginx's workers drop root and must reach their temp directories.
         os.chmod(self.prefix, 0o755)
         if config.kind == "nginx":
-            servers = "\n".join(f"    server 127.0.0.1:{b.port};" for b in backends)
+            # A backend may carry extra server parameters (e.g. "backup").
+            servers = "\n".join(f"    server 127.0.0.1:{b.port} {getattr(b, 'nginx_params', '')};"
+                                for b in backends)
             template, out = "nginx.conf.in", "nginx.conf"
         else:
             # An explicit id per backend name: haproxy's consistent hash
             # keys servers by id, which otherwise follows list position.
             servers = "\n".join(f"  server {b.name} 127.0.0.1:{b.port} id "
-                                f"{int(b.name.rsplit('-', 1)[1]) + 1} proto h2"
+                                f"{int(b.name.rsplit('-', 1)[1]) + 1} proto h2 "
+                                f"{getattr(b, 'haproxy_params', '')}"
                                 for b in backends)
             template, out = "haproxy.cfg.in", "haproxy.cfg"
         with open(os.path.join(HERE, template)) as f:

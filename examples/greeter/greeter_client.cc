@@ -62,6 +62,13 @@ ABSL_FLAG(int32_t, expect_backends, 0,
 ABSL_FLAG(int32_t, warmup_ms, 3000,
           "Upper bound on the warm-up (connecting plus warm-up RPCs), in milliseconds; "
           "0 skips the warm-up.");
+ABSL_FLAG(int32_t, duration_ms, 0,
+          "If > 0, stop sending after this many milliseconds of measurement (--rpcs "
+          "is then an upper bound).");
+ABSL_FLAG(int32_t, timeline_ms, 0,
+          "If > 0, the JSON report has a timeline: RPCs finished per backend and failed, "
+          "in buckets of this many milliseconds from the start of the measurement "
+          "(wall-clock start in start_unix_ms, to line up with outside events).");
 ABSL_FLAG(bool, json, false, "Print the report as one JSON object on stdout.");
 ABSL_FLAG(bool, print_errors, false,
           "Log the first few distinct error messages of the measured RPCs to stderr.");
@@ -96,6 +103,8 @@ struct Options {
   std::chrono::milliseconds warmup{0};
   bool json = false;
   bool print_errors = false;
+  std::chrono::milliseconds duration{0};  // 0: --rpcs decides
+  int timeline_ms = 0;
 };
 
 // The number of addresses in an "ipv4:" or "ipv6:" target, whose resolvers
@@ -153,6 +162,13 @@ std::optional<std::string> ParseOptions(Options* options) {
   const int warmup_ms = absl::GetFlag(FLAGS_warmup_ms);
   if (warmup_ms < 0) return absl::StrCat("--warmup_ms must be >= 0, not ", warmup_ms);
   options->warmup = std::chrono::milliseconds(warmup_ms);
+  const int duration_ms = absl::GetFlag(FLAGS_duration_ms);
+  if (duration_ms < 0) return absl::StrCat("--duration_ms must be >= 0, not ", duration_ms);
+  options->duration = std::chrono::milliseconds(duration_ms);
+  options->timeline_ms = absl::GetFlag(FLAGS_timeline_ms);
+  if (options->timeline_ms < 0) {
+    return absl::StrCat("--timeline_ms must be >= 0, not ", options->timeline_ms);
+  }
   options->json = absl::GetFlag(FLAGS_json);
   options->print_errors = absl::GetFlag(FLAGS_print_errors);
   return std::nullopt;
@@ -164,6 +180,7 @@ std::string HashKey(int64_t index, int hash_keys) {
 
 struct RpcResult {
   Clock::duration latency{};
+  Clock::time_point done{};
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string backend;        // set if code is OK
   std::string error_message;  // set otherwise
@@ -184,7 +201,8 @@ RpcResult CallOnce(Greeter::Stub& stub, const Options& options, int64_t index,
   const Clock::time_point start = Clock::now();
   const grpc::Status status = stub.SayHello(&context, request, &reply);
   RpcResult result;
-  result.latency = Clock::now() - start;
+  result.done = Clock::now();
+  result.latency = result.done - start;
   result.code = status.error_code();
   if (status.ok()) {
     result.backend = std::move(*reply.mutable_backend());
@@ -250,25 +268,40 @@ double ProcessCpuUs() {
 }
 
 // Sends the measured RPCs. Each thread takes the next unsent index until all
-// options.rpcs are taken, so the total is exact however the threads progress.
+// options.rpcs are taken (or options.duration has passed), so the total is
+// exact however the threads progress. `results` ends with the RPCs sent.
 Clock::duration RunLoad(Greeter::Stub& stub, const Options& options,
-                        std::vector<RpcResult>* results, double* cpu_us) {
+                        std::vector<RpcResult>* results, double* cpu_us,
+                        Clock::time_point* start_out) {
   results->assign(options.rpcs, RpcResult{});
   std::atomic<int64_t> next{0};
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point end =
+      options.duration.count() > 0 ? start + options.duration : Clock::time_point::max();
   auto worker = [&] {
     for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < options.rpcs;
          i = next.fetch_add(1, std::memory_order_relaxed)) {
+      if (Clock::now() >= end) {
+        // Not sent: marks the end of the valid results for this index on.
+        (*results)[i].code = grpc::StatusCode::DO_NOT_USE;
+        continue;
+      }
       (*results)[i] = CallOnce(stub, options, i, options.deadline);
     }
   };
   const double cpu_start = ProcessCpuUs();
-  const Clock::time_point start = Clock::now();
   std::vector<std::thread> threads;
   threads.reserve(options.concurrency);
   for (int t = 0; t < options.concurrency; ++t) threads.emplace_back(worker);
   for (std::thread& thread : threads) thread.join();
   const Clock::duration elapsed = Clock::now() - start;
   *cpu_us = ProcessCpuUs() - cpu_start;
+  *start_out = start;
+  results->erase(std::remove_if(results->begin(), results->end(),
+                                [](const RpcResult& r) {
+                                  return r.code == grpc::StatusCode::DO_NOT_USE;
+                                }),
+                 results->end());
   return elapsed;
 }
 
@@ -285,6 +318,10 @@ struct Report {
   std::vector<std::set<std::string>> key_to_backends;
   // "CODE: message" in order of first occurrence, with counts.
   std::vector<std::pair<std::string, int64_t>> distinct_errors;
+  // --timeline_ms: per bucket, RPCs finished OK per backend and failed.
+  int64_t start_unix_ms = 0;
+  int timeline_ms = 0;
+  std::vector<std::pair<std::map<std::string, int64_t>, int64_t>> timeline;
 };
 
 // Nearest-rank percentile of sorted latencies, in microseconds.
@@ -370,6 +407,15 @@ std::string ToJson(const Report& r) {
   absl::StrAppendFormat(&out, ",\"qps\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}",
                         r.qps, r.p50_us, r.p99_us, r.p999_us);
   absl::StrAppendFormat(&out, ",\"cpu_us\":%.0f", r.cpu_us);
+  if (!r.timeline.empty()) {
+    absl::StrAppend(&out, ",\"timeline\":{\"start_unix_ms\":", r.start_unix_ms,
+                    ",\"bucket_ms\":", r.timeline_ms, ",\"buckets\":[");
+    for (size_t b = 0; b < r.timeline.size(); ++b) {
+      absl::StrAppend(&out, b > 0 ? "," : "", "{\"ok\":", JsonCounts(r.timeline[b].first),
+                      ",\"failed\":", r.timeline[b].second, "}");
+    }
+    out += "]}";
+  }
   if (!r.key_to_backends.empty()) {
     out += ",\"key_to_backends\":{";
     for (size_t k = 0; k < r.key_to_backends.size(); ++k) {
@@ -469,9 +515,28 @@ int Main() {
   WarmUp(*channel, *stub, options);
   std::vector<RpcResult> results;
   double cpu_us = 0;
-  const Clock::duration elapsed = RunLoad(*stub, options, &results, &cpu_us);
+  Clock::time_point start;
+  const auto start_unix = std::chrono::system_clock::now();
+  const Clock::duration elapsed = RunLoad(*stub, options, &results, &cpu_us, &start);
   Report report = Summarise(results, elapsed, options);
   report.cpu_us = cpu_us;
+  if (options.timeline_ms > 0) {
+    report.timeline_ms = options.timeline_ms;
+    report.start_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               start_unix.time_since_epoch())
+                               .count();
+    for (const RpcResult& r : results) {
+      const auto bucket = static_cast<size_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(r.done - start).count() /
+          options.timeline_ms);
+      if (report.timeline.size() <= bucket) report.timeline.resize(bucket + 1);
+      if (r.code == grpc::StatusCode::OK) {
+        ++report.timeline[bucket].first[r.backend];
+      } else {
+        ++report.timeline[bucket].second;
+      }
+    }
+  }
 
   if (options.print_errors) PrintErrors(report);
   if (options.json) {
