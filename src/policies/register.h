@@ -10,6 +10,7 @@
 #include "policies/least_request/least_request.h"
 #include "policies/locality/locality.h"
 #include "policies/maglev/maglev.h"
+#include "policies/outlier_ejection/outlier_ejection.h"
 #include "policies/ring_hash/ring_hash.h"
 #include "policies/round_robin/round_robin.h"
 #include "src/core/lib/config/core_configuration.h"
@@ -21,6 +22,7 @@ void RegisterLeastRequest(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterRingHash(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterMaglev(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterLocality(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterOutlierEjection(grpc_core::CoreConfiguration::Builder* builder);
 
 struct PolicyEntry {
   absl::string_view name;
@@ -34,6 +36,7 @@ inline constexpr PolicyEntry kPolicies[] = {
     {kRingHashPolicyName, RegisterRingHash},
     {kMaglevPolicyName, RegisterMaglev},
     {kLocalityPolicyName, RegisterLocality},
+    {kOutlierEjectionPolicyName, RegisterOutlierEjection},
 };
 
 }  // namespace lbkit::policies

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <grpc/event_engine/event_engine.h>
+
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/address_utils/parse_address.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
@@ -73,6 +75,69 @@ class FakeSubchannel : public grpc_core::SubchannelInterface {
   int backoff_resets_ = 0;
 };
 
+// An EventEngine whose timers fire only when the test advances its clock,
+// on the test thread. Nothing else of an EventEngine is used by policies.
+class FakeEventEngine : public grpc_event_engine::experimental::EventEngine {
+ public:
+  TaskHandle RunAfter(Duration when, absl::AnyInvocable<void()> closure) override {
+    const intptr_t id = ++next_id_;
+    timers_.emplace(id, Timer{now_ + when, std::move(closure)});
+    return TaskHandle{{id, 0}};
+  }
+  TaskHandle RunAfter(Duration when, Closure* closure) override {
+    return RunAfter(when, [closure] { closure->Run(); });
+  }
+  bool Cancel(TaskHandle handle) override { return timers_.erase(handle.keys[0]) > 0; }
+  void Run(Closure* closure) override { closure->Run(); }
+  void Run(absl::AnyInvocable<void()> closure) override { closure(); }
+  bool IsWorkerThread() override { return false; }
+  std::unique_ptr<DNSResolver> GetDNSResolver(const DNSResolver::ResolverOptions&) override {
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<Listener>> CreateListener(
+      Listener::AcceptCallback, absl::AnyInvocable<void(absl::Status)>,
+      const grpc_event_engine::experimental::EndpointConfig&,
+      std::unique_ptr<grpc_event_engine::experimental::MemoryAllocatorFactory>) override {
+    return absl::UnimplementedError("FakeEventEngine");
+  }
+  ConnectionHandle Connect(OnConnectCallback, const ResolvedAddress&,
+                           const grpc_event_engine::experimental::EndpointConfig&,
+                           grpc_event_engine::experimental::MemoryAllocator, Duration) override {
+    return ConnectionHandle{{0, 0}};
+  }
+  bool CancelConnect(ConnectionHandle) override { return false; }
+
+  // Moves the clock forward by `d`, firing every timer that falls due, in
+  // order, each inside an ExecCtx as gRPC would.
+  void Advance(Duration d) {
+    const Duration target = now_ + d;
+    while (true) {
+      auto next = timers_.end();
+      for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+        if (it->second.due <= target && (next == timers_.end() || it->second.due < next->second.due)) {
+          next = it;
+        }
+      }
+      if (next == timers_.end()) break;
+      now_ = next->second.due;
+      auto closure = std::move(next->second.closure);
+      timers_.erase(next);
+      closure();
+    }
+    now_ = target;
+  }
+  size_t pending() const { return timers_.size(); }
+
+ private:
+  struct Timer {
+    Duration due;
+    absl::AnyInvocable<void()> closure;
+  };
+  Duration now_{0};
+  intptr_t next_id_ = 0;
+  std::map<intptr_t, Timer> timers_;
+};
+
 // What the fake helper saw; outlives the helper, which the policy owns.
 struct HelperRecord {
   // Every subchannel created, in creation order.
@@ -82,6 +147,8 @@ struct HelperRecord {
   std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker> picker;
   int state_updates = 0;
   int reresolution_requests = 0;
+  // Timers of the policy under test; advance with event_engine.Advance().
+  FakeEventEngine event_engine;
 
   // The most recently created subchannel for an address, or null.
   FakeSubchannel* Latest(absl::string_view address) const {
@@ -121,7 +188,7 @@ class FakeHelper : public grpc_core::LoadBalancingPolicy::ChannelControlHelper {
   void RequestReresolution() override { ++record_->reresolution_requests; }
   absl::string_view GetAuthority() override { return "lbkit.test"; }
   grpc_event_engine::experimental::EventEngine* GetEventEngine() override {
-    return nullptr;
+    return &record_->event_engine;
   }
   void AddTraceEvent(TraceSeverity, absl::string_view) override {}
 
@@ -247,11 +314,15 @@ class PolicyHarness {
   HelperRecord& record() { return record_; }
   grpc_core::LoadBalancingPolicy* policy() { return policy_.get(); }
 
-  ~PolicyHarness() {
+  // Shuts the policy down (what the channel does when it goes away); the
+  // record stays for inspection.
+  void ShutdownPolicy() {
     grpc_core::ExecCtx exec_ctx;
     record_.picker.reset();
     policy_.reset();
   }
+
+  ~PolicyHarness() { ShutdownPolicy(); }
 
  private:
   HelperRecord record_;

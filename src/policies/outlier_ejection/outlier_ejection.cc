@@ -1,0 +1,692 @@
+#include "policies/outlier_ejection/outlier_ejection.h"
+
+#include <bitset>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "algorithms/outlier_ejection.h"
+#include "algorithms/random.h"
+#include "grpc_internal/abi_guard.h"
+#include "policies/common/child_policy.h"
+#include "policies/common/policy_factory.h"
+#include "policies/register.h"
+#include "src/core/lib/address_utils/sockaddr_utils.h"
+#include "src/core/lib/channel/status_util.h"
+#include "src/core/lib/debug/trace.h"
+#include "src/core/lib/gprpp/time.h"
+#include "src/core/lib/gprpp/validation_errors.h"
+#include "src/core/lib/iomgr/closure.h"
+#include "src/core/lib/iomgr/exec_ctx.h"
+#include "src/core/lib/json/json.h"
+#include "src/core/lib/json/json_args.h"
+#include "src/core/lib/json/json_object_loader.h"
+#include "src/core/lib/load_balancing/lb_policy_factory.h"
+#include "src/core/lib/load_balancing/lb_policy_registry.h"
+#include "src/core/lib/load_balancing/subchannel_interface.h"
+
+namespace lbkit::policies {
+
+namespace {
+
+using grpc_core::Duration;
+using grpc_core::LoadBalancingPolicy;
+using grpc_core::RefCountedPtr;
+using grpc_core::SubchannelInterface;
+using grpc_core::ValidationErrors;
+using grpc_event_engine::experimental::EventEngine;
+
+// GRPC_TRACE=lbkit_outlier_ejection logs every ejection and un-ejection.
+grpc_core::TraceFlag outlier_trace(false, "lbkit_outlier_ejection");
+
+constexpr absl::string_view kDefaultChildPolicy = R"([{"lbkit_round_robin": {}}])";
+constexpr grpc_status_code kDefaultErrorCodes[] = {
+    GRPC_STATUS_UNAVAILABLE, GRPC_STATUS_INTERNAL, GRPC_STATUS_UNKNOWN,
+    GRPC_STATUS_DATA_LOSS, GRPC_STATUS_DEADLINE_EXCEEDED};
+constexpr size_t kNumCodes = 17;
+
+//
+// Config
+//
+
+struct SuccessRateJson {
+  uint32_t stdev_factor = 1900;
+  uint32_t enforcement_percentage = 100;
+  uint32_t minimum_hosts = 5;
+  uint32_t request_volume = 100;
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<SuccessRateJson>()
+            .OptionalField("stdevFactor", &SuccessRateJson::stdev_factor)
+            .OptionalField("enforcementPercentage", &SuccessRateJson::enforcement_percentage)
+            .OptionalField("minimumHosts", &SuccessRateJson::minimum_hosts)
+            .OptionalField("requestVolume", &SuccessRateJson::request_volume)
+            .Finish();
+    return loader;
+  }
+  void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&, ValidationErrors* errors) {
+    ValidationErrors::ScopedField field(errors, ".enforcementPercentage");
+    if (!errors->FieldHasErrors() && enforcement_percentage > 100) {
+      errors->AddError("must be a percentage in [0, 100]");
+    }
+  }
+};
+
+struct FailurePercentageJson {
+  uint32_t threshold = 85;
+  uint32_t enforcement_percentage = 100;
+  uint32_t minimum_hosts = 5;
+  uint32_t request_volume = 50;
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<FailurePercentageJson>()
+            .OptionalField("threshold", &FailurePercentageJson::threshold)
+            .OptionalField("enforcementPercentage",
+                           &FailurePercentageJson::enforcement_percentage)
+            .OptionalField("minimumHosts", &FailurePercentageJson::minimum_hosts)
+            .OptionalField("requestVolume", &FailurePercentageJson::request_volume)
+            .Finish();
+    return loader;
+  }
+  void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&, ValidationErrors* errors) {
+    for (auto [name, value] : {std::pair<const char*, uint32_t>{".threshold", threshold},
+                               {".enforcementPercentage", enforcement_percentage}}) {
+      ValidationErrors::ScopedField field(errors, name);
+      if (!errors->FieldHasErrors() && value > 100) {
+        errors->AddError("must be a percentage in [0, 100]");
+      }
+    }
+  }
+};
+
+struct OutlierParams {
+  uint32_t consecutive_5xx = 5;
+  absl::optional<std::vector<std::string>> error_status_codes;
+  uint32_t consecutive_gateway = 0;
+  uint32_t consecutive_local = 5;
+  bool split_local = false;
+  Duration interval = Duration::Seconds(10);
+  Duration base_ejection = Duration::Seconds(30);
+  absl::optional<Duration> max_ejection;
+  uint32_t max_ejection_percent = 10;
+  uint32_t min_health_percent = 0;
+  absl::optional<SuccessRateJson> success_rate;
+  absl::optional<FailurePercentageJson> failure_percentage;
+
+  // Derived in JsonPostLoad.
+  RefCountedPtr<LoadBalancingPolicy::Config> child_policy;
+  algorithms::OutlierConfig config;
+  std::bitset<kNumCodes> error_codes;
+
+  static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<OutlierParams>()
+            .OptionalField("consecutive5xxErrors", &OutlierParams::consecutive_5xx)
+            .OptionalField("errorStatusCodes", &OutlierParams::error_status_codes)
+            .OptionalField("consecutiveGatewayErrors", &OutlierParams::consecutive_gateway)
+            .OptionalField("consecutiveLocalOriginFailures", &OutlierParams::consecutive_local)
+            .OptionalField("splitExternalLocalOriginErrors", &OutlierParams::split_local)
+            .OptionalField("interval", &OutlierParams::interval)
+            .OptionalField("baseEjectionTime", &OutlierParams::base_ejection)
+            .OptionalField("maxEjectionTime", &OutlierParams::max_ejection)
+            .OptionalField("maxEjectionPercent", &OutlierParams::max_ejection_percent)
+            .OptionalField("minHealthPercent", &OutlierParams::min_health_percent)
+            .OptionalField("successRateEjection", &OutlierParams::success_rate)
+            .OptionalField("failurePercentageEjection", &OutlierParams::failure_percentage)
+            .Finish();
+    return loader;
+  }
+
+  void JsonPostLoad(const grpc_core::Json& json, const grpc_core::JsonArgs&,
+                    ValidationErrors* errors) {
+    child_policy = ParseChildPolicyField(json, kDefaultChildPolicy, errors);
+    if (error_status_codes.has_value()) {
+      for (size_t i = 0; i < error_status_codes->size(); ++i) {
+        ValidationErrors::ScopedField field(errors, absl::StrCat(".errorStatusCodes[", i, "]"));
+        grpc_status_code code;
+        if (!grpc_status_code_from_string((*error_status_codes)[i].c_str(), &code)) {
+          errors->AddError("is not a gRPC status code name (e.g. UNAVAILABLE)");
+        } else if (code == GRPC_STATUS_OK) {
+          errors->AddError("OK cannot be an error");
+        } else {
+          error_codes.set(code);
+        }
+      }
+    } else {
+      for (grpc_status_code code : kDefaultErrorCodes) error_codes.set(code);
+    }
+    for (auto [name, value] : {std::pair<const char*, Duration>{".interval", interval},
+                               {".baseEjectionTime", base_ejection}}) {
+      ValidationErrors::ScopedField field(errors, name);
+      if (!errors->FieldHasErrors() && value <= Duration::Zero()) {
+        errors->AddError("must be greater than 0");
+      }
+    }
+    {
+      ValidationErrors::ScopedField field(errors, ".maxEjectionTime");
+      if (!errors->FieldHasErrors() && max_ejection.has_value() &&
+          *max_ejection < Duration::Zero()) {
+        errors->AddError("must not be negative");
+      }
+    }
+    for (auto [name, value] :
+         {std::pair<const char*, uint32_t>{".maxEjectionPercent", max_ejection_percent},
+          {".minHealthPercent", min_health_percent}}) {
+      ValidationErrors::ScopedField field(errors, name);
+      if (!errors->FieldHasErrors() && value > 100) {
+        errors->AddError("must be a percentage in [0, 100]");
+      }
+    }
+    config.consecutive_errors = consecutive_5xx;
+    config.consecutive_gateway_errors = consecutive_gateway;
+    config.consecutive_local_origin_failures = consecutive_local;
+    config.split_local_origin = split_local;
+    config.max_ejection_percent = max_ejection_percent;
+    config.min_health_percent = min_health_percent;
+    config.base_ejection_ms = base_ejection.millis();
+    config.max_ejection_ms =
+        std::max(base_ejection, max_ejection.value_or(Duration::Seconds(300))).millis();
+    if (success_rate.has_value()) {
+      config.success_rate = algorithms::OutlierConfig::SuccessRate{
+          success_rate->stdev_factor, success_rate->enforcement_percentage,
+          success_rate->minimum_hosts, success_rate->request_volume};
+    }
+    if (failure_percentage.has_value()) {
+      config.failure_percentage = algorithms::OutlierConfig::FailurePercentage{
+          failure_percentage->threshold, failure_percentage->enforcement_percentage,
+          failure_percentage->minimum_hosts, failure_percentage->request_volume};
+    }
+  }
+};
+
+// What the call path needs of the config, shared with call trackers.
+struct Classifier : public grpc_core::RefCounted<Classifier> {
+  algorithms::OutlierConfig config;
+  std::bitset<kNumCodes> error_codes;
+
+  algorithms::CallResult Classify(absl::StatusCode code) const {
+    if (code == absl::StatusCode::kOk) return algorithms::CallResult::Success();
+    const auto c = static_cast<size_t>(code);
+    if (c < kNumCodes && error_codes.test(c)) {
+      return algorithms::CallResult::Error(code == absl::StatusCode::kUnavailable);
+    }
+    return algorithms::CallResult::OtherFailure();
+  }
+};
+
+//
+// Per-endpoint state, the call path's way back to the policy, and the
+// subchannel wrapping that makes an ejected endpoint look failed.
+//
+
+class EjectingWatcher;
+
+struct EndpointState : public grpc_core::RefCounted<EndpointState> {
+  explicit EndpointState(std::string address_text) : address(std::move(address_text)) {}
+
+  const std::string address;
+  algorithms::OutlierCounters counters;  // any thread
+  // WorkSerializer only:
+  bool ejected = false;
+  uint32_t times_ejected = 0;
+  absl::optional<EventEngine::TaskHandle> uneject_timer;
+  std::set<EjectingWatcher*> watchers;
+};
+
+class OutlierPolicy;
+
+// Lets call trackers, watchers and timers reach the policy on its
+// WorkSerializer, and only while it is alive.
+class PolicyLink : public grpc_core::RefCounted<PolicyLink> {
+ public:
+  PolicyLink(OutlierPolicy* policy, std::shared_ptr<grpc_core::WorkSerializer> serializer)
+      : policy_(policy), serializer_(std::move(serializer)) {}
+
+  // Any thread: runs `fn(policy)` on the WorkSerializer unless the policy
+  // has shut down by then.
+  template <typename F>
+  void Post(F fn) {
+    auto hop = [self = Ref(), fn](absl::Status) {
+      self->serializer_->Run(
+          [self, fn]() {
+            if (self->policy_ != nullptr) fn(self->policy_);
+          },
+          DEBUG_LOCATION);
+    };
+    if (grpc_core::ExecCtx::Get() == nullptr) {
+      grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+      grpc_core::ExecCtx exec_ctx;
+      grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
+                              absl::OkStatus());
+    } else {
+      grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
+                              absl::OkStatus());
+    }
+  }
+
+  // WorkSerializer: the policy is gone for everything still queued.
+  void DetachLocked() { policy_ = nullptr; }
+  OutlierPolicy* policy() const { return policy_; }
+
+ private:
+  OutlierPolicy* policy_;  // WorkSerializer only
+  const std::shared_ptr<grpc_core::WorkSerializer> serializer_;
+};
+
+class EjectingWatcher : public SubchannelInterface::ConnectivityStateWatcherInterface {
+ public:
+  EjectingWatcher(RefCountedPtr<EndpointState> state, RefCountedPtr<PolicyLink> link,
+                  std::unique_ptr<ConnectivityStateWatcherInterface> inner)
+      : state_(std::move(state)), link_(std::move(link)), inner_(std::move(inner)) {}
+
+  void OnConnectivityStateChange(grpc_connectivity_state new_state,
+                                 absl::Status status) override;
+
+  grpc_pollset_set* interested_parties() override { return inner_->interested_parties(); }
+
+  // WorkSerializer: the endpoint was ejected / is back.
+  void Eject() {
+    if (seen_) {
+      inner_->OnConnectivityStateChange(
+          GRPC_CHANNEL_TRANSIENT_FAILURE,
+          absl::UnavailableError(absl::StrCat("lbkit_outlier_ejection: endpoint ",
+                                              state_->address, " is ejected")));
+    }
+  }
+  void Uneject() {
+    if (seen_) inner_->OnConnectivityStateChange(last_state_, last_status_);
+  }
+  void Cancel() { cancelled_ = true; }
+
+ private:
+  RefCountedPtr<EndpointState> state_;
+  RefCountedPtr<PolicyLink> link_;
+  std::unique_ptr<ConnectivityStateWatcherInterface> inner_;
+  bool seen_ = false;
+  bool cancelled_ = false;
+  grpc_connectivity_state last_state_ = GRPC_CHANNEL_IDLE;
+  absl::Status last_status_;
+};
+
+class EjectingSubchannel : public grpc_core::DelegatingSubchannel {
+ public:
+  EjectingSubchannel(RefCountedPtr<SubchannelInterface> subchannel,
+                     RefCountedPtr<EndpointState> state, RefCountedPtr<PolicyLink> link)
+      : DelegatingSubchannel(std::move(subchannel)),
+        state_(std::move(state)),
+        link_(std::move(link)) {}
+
+  void WatchConnectivityState(
+      std::unique_ptr<ConnectivityStateWatcherInterface> watcher) override {
+    ConnectivityStateWatcherInterface* key = watcher.get();
+    auto ejecting = std::make_unique<EjectingWatcher>(state_, link_, std::move(watcher));
+    watchers_[key] = ejecting.get();
+    state_->watchers.insert(ejecting.get());
+    wrapped_subchannel()->WatchConnectivityState(std::move(ejecting));
+  }
+
+  void CancelConnectivityStateWatch(ConnectivityStateWatcherInterface* watcher) override {
+    auto it = watchers_.find(watcher);
+    if (it == watchers_.end()) return;
+    EjectingWatcher* ejecting = it->second;
+    ejecting->Cancel();
+    state_->watchers.erase(ejecting);
+    watchers_.erase(it);
+    wrapped_subchannel()->CancelConnectivityStateWatch(ejecting);
+  }
+
+  const RefCountedPtr<EndpointState>& state() const { return state_; }
+
+ private:
+  RefCountedPtr<EndpointState> state_;
+  RefCountedPtr<PolicyLink> link_;
+  std::map<ConnectivityStateWatcherInterface*, EjectingWatcher*> watchers_;
+};
+
+//
+// The call path: a tracker per call, and the picker that attaches it.
+//
+
+class OutlierTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
+ public:
+  OutlierTracker(std::unique_ptr<SubchannelCallTrackerInterface> inner,
+                 RefCountedPtr<EndpointState> state, RefCountedPtr<Classifier> classifier,
+                 RefCountedPtr<PolicyLink> link)
+      : inner_(std::move(inner)),
+        state_(std::move(state)),
+        classifier_(std::move(classifier)),
+        link_(std::move(link)) {}
+
+  // A call picked but never started on the endpoint (its connection was
+  // gone) is a local-origin failure.
+  ~OutlierTracker() override {
+    if (!started_) Record(algorithms::CallResult::LocalFailure());
+  }
+
+  void Start() override {
+    started_ = true;
+    state_->counters.RecordConnected();
+    if (inner_ != nullptr) inner_->Start();
+  }
+
+  void Finish(FinishArgs args) override {
+    const absl::StatusCode code = args.status.code();
+    if (inner_ != nullptr) inner_->Finish(std::move(args));
+    Record(classifier_->Classify(code));
+  }
+
+ private:
+  void Record(const algorithms::CallResult& result);
+
+  std::unique_ptr<SubchannelCallTrackerInterface> inner_;
+  RefCountedPtr<EndpointState> state_;
+  RefCountedPtr<Classifier> classifier_;
+  RefCountedPtr<PolicyLink> link_;
+  bool started_ = false;
+};
+
+class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker {
+ public:
+  OutlierPicker(std::shared_ptr<SubchannelPicker> child, RefCountedPtr<Classifier> classifier,
+                RefCountedPtr<PolicyLink> link)
+      : child_(std::move(child)), classifier_(std::move(classifier)), link_(std::move(link)) {}
+
+  LoadBalancingPolicy::PickResult Pick(LoadBalancingPolicy::PickArgs args) override {
+    LoadBalancingPolicy::PickResult result = ChildPolicy::Unwrap(child_->Pick(args));
+    if (auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result.result)) {
+      // Every subchannel below this policy is an EjectingSubchannel.
+      auto* subchannel = static_cast<EjectingSubchannel*>(complete->subchannel.get());
+      complete->subchannel_call_tracker = std::make_unique<OutlierTracker>(
+          std::move(complete->subchannel_call_tracker), subchannel->state(), classifier_, link_);
+      complete->subchannel = subchannel->wrapped_subchannel();
+    }
+    return result;
+  }
+
+ private:
+  const std::shared_ptr<SubchannelPicker> child_;
+  const RefCountedPtr<Classifier> classifier_;
+  const RefCountedPtr<PolicyLink> link_;
+};
+
+//
+// The policy
+//
+
+class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
+ public:
+  explicit OutlierPolicy(Args args)
+      : LoadBalancingPolicy(std::move(args)),
+        link_(grpc_core::MakeRefCounted<PolicyLink>(this, work_serializer())),
+        helper_(this) {}
+
+  absl::string_view name() const override { return kOutlierEjectionPolicyName; }
+
+  absl::Status UpdateLocked(UpdateArgs args) override;
+  void ExitIdleLocked() override {
+    if (child_ != nullptr) child_->ExitIdleLocked();
+  }
+  void ResetBackoffLocked() override {
+    if (child_ != nullptr) child_->ResetBackoffLocked();
+  }
+  void OnChildChangedLocked() override { UpdatePickerLocked(); }
+
+  // A run of consecutive errors (or connection failures) on `state`.
+  void OnConsecutiveErrorsLocked(EndpointState* state) {
+    MaybeEjectLocked(state, "consecutive errors");
+  }
+  void OnConnectionFailedLocked(EndpointState* state) {
+    if (state->counters.Record(algorithms::CallResult::LocalFailure(), classifier_->config)) {
+      MaybeEjectLocked(state, "consecutive connection failures");
+    }
+  }
+
+ private:
+  // Creates the ejecting wrappers under the child's subchannels.
+  class Helper : public ChannelControlHelper {
+   public:
+    explicit Helper(OutlierPolicy* policy) : policy_(policy) {}
+    RefCountedPtr<SubchannelInterface> CreateSubchannel(grpc_core::ServerAddress address,
+                                                        const grpc_core::ChannelArgs& args) override {
+      if (policy_->shutdown_) return nullptr;
+      RefCountedPtr<EndpointState> state = policy_->StateFor(address);
+      auto subchannel = policy_->channel_control_helper()->CreateSubchannel(address, args);
+      if (subchannel == nullptr) return nullptr;
+      return grpc_core::MakeRefCounted<EjectingSubchannel>(std::move(subchannel),
+                                                           std::move(state), policy_->link_);
+    }
+    void UpdateState(grpc_connectivity_state, const absl::Status&,
+                     std::unique_ptr<SubchannelPicker>) override {}  // ChildPolicy never calls it
+    void RequestReresolution() override {
+      if (!policy_->shutdown_) policy_->channel_control_helper()->RequestReresolution();
+    }
+    absl::string_view GetAuthority() override {
+      return policy_->channel_control_helper()->GetAuthority();
+    }
+    EventEngine* GetEventEngine() override {
+      return policy_->channel_control_helper()->GetEventEngine();
+    }
+    void AddTraceEvent(TraceSeverity severity, absl::string_view message) override {
+      if (!policy_->shutdown_) policy_->channel_control_helper()->AddTraceEvent(severity, message);
+    }
+
+   private:
+    OutlierPolicy* const policy_;
+  };
+
+  static std::string Key(const grpc_core::ServerAddress& address) {
+    auto text = grpc_sockaddr_to_string(&address.address(), /*normalize=*/false);
+    return text.ok() ? *text : "?";
+  }
+
+  RefCountedPtr<EndpointState> StateFor(const grpc_core::ServerAddress& address) {
+    const std::string key = Key(address);
+    auto& state = states_[key];
+    if (state == nullptr) state = grpc_core::MakeRefCounted<EndpointState>(key);
+    return state;
+  }
+
+  void ShutdownLocked() override;
+  void UpdatePickerLocked();
+  void MaybeEjectLocked(EndpointState* state, absl::string_view reason);
+  void UnejectLocked(EndpointState* state);
+  void OnIntervalLocked();
+  // Runs `fn` on the WorkSerializer after `delay`, unless the policy shuts
+  // down first.
+  template <typename F>
+  EventEngine::TaskHandle RunAfterLocked(Duration delay, F fn);
+  void CancelTimer(absl::optional<EventEngine::TaskHandle>* handle) {
+    if (handle->has_value()) {
+      channel_control_helper()->GetEventEngine()->Cancel(**handle);
+      handle->reset();
+    }
+  }
+
+  RefCountedPtr<PolicyLink> link_;
+  Helper helper_;
+  RefCountedPtr<Config> config_;
+  RefCountedPtr<Classifier> classifier_;
+  grpc_core::OrphanablePtr<ChildPolicy> child_;
+  std::map<std::string, RefCountedPtr<EndpointState>> states_;
+  absl::optional<EventEngine::TaskHandle> interval_timer_;
+  Duration interval_;
+  bool shutdown_ = false;
+};
+
+void EjectingWatcher::OnConnectivityStateChange(grpc_connectivity_state new_state,
+                                                absl::Status status) {
+  if (cancelled_) {
+    inner_->OnConnectivityStateChange(new_state, std::move(status));
+    return;
+  }
+  const grpc_connectivity_state previous = last_state_;
+  seen_ = true;
+  last_state_ = new_state;
+  last_status_ = status;
+  if (!state_->ejected) inner_->OnConnectivityStateChange(new_state, std::move(status));
+  // A failed connection attempt is a local-origin failure (after passing the
+  // state on: an ejection now reaches the child after it).
+  OutlierPolicy* policy = link_->policy();
+  if (new_state == GRPC_CHANNEL_TRANSIENT_FAILURE &&
+      previous != GRPC_CHANNEL_TRANSIENT_FAILURE && policy != nullptr && !state_->ejected) {
+    policy->OnConnectionFailedLocked(state_.get());
+  }
+}
+
+void OutlierTracker::Record(const algorithms::CallResult& result) {
+  if (state_->counters.Record(result, classifier_->config)) {
+    link_->Post([state = state_](OutlierPolicy* policy) {
+      policy->OnConsecutiveErrorsLocked(state.get());
+    });
+  }
+}
+
+absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
+  if (shutdown_) return absl::OkStatus();
+  if (args.config != nullptr) config_ = std::move(args.config);
+  const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+  auto classifier = grpc_core::MakeRefCounted<Classifier>();
+  classifier->config = params.config;
+  classifier->error_codes = params.error_codes;
+  classifier_ = std::move(classifier);
+
+  if (args.addresses.ok()) {
+    // Endpoints that left: forget their history (and any ejection).
+    std::set<std::string> keep;
+    for (const auto& address : *args.addresses) keep.insert(Key(address));
+    for (auto it = states_.begin(); it != states_.end();) {
+      if (keep.count(it->first) == 0) {
+        CancelTimer(&it->second->uneject_timer);
+        it = states_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& address : *args.addresses) StateFor(address);
+  }
+  if (child_ == nullptr) {
+    child_ = grpc_core::MakeOrphanable<ChildPolicy>(
+        std::string(kOutlierEjectionPolicyName), this, Ref(DEBUG_LOCATION, "ChildPolicy"),
+        &helper_, work_serializer(), interested_parties(), args.args);
+  }
+  if (!interval_timer_.has_value() || interval_ != params.interval) {
+    CancelTimer(&interval_timer_);
+    interval_ = params.interval;
+    interval_timer_ = RunAfterLocked(interval_, [](OutlierPolicy* p) { p->OnIntervalLocked(); });
+  }
+  absl::Status status;
+  if (args.addresses.ok()) {
+    status = child_->UpdateLocked(*std::move(args.addresses), params.child_policy, args.args,
+                                  std::move(args.resolution_note));
+  } else {
+    status = args.addresses.status();
+    if (child_->picker() == nullptr) {
+      channel_control_helper()->UpdateState(
+          GRPC_CHANNEL_TRANSIENT_FAILURE, status,
+          std::make_unique<TransientFailurePicker>(status));
+    }
+    return status;
+  }
+  UpdatePickerLocked();
+  return status;
+}
+
+void OutlierPolicy::UpdatePickerLocked() {
+  if (shutdown_ || child_ == nullptr || child_->picker() == nullptr) return;
+  channel_control_helper()->UpdateState(
+      child_->state(), child_->status(),
+      std::make_unique<OutlierPicker>(child_->picker(), classifier_, link_));
+}
+
+void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view reason) {
+  auto it = states_.find(state->address);
+  if (it == states_.end() || it->second.get() != state || state->ejected) return;
+  const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+  size_t ejected = 0;
+  for (const auto& [key, s] : states_) ejected += s->ejected;
+  if (!algorithms::MayEject(ejected, states_.size(), params.config)) {
+    if (GRPC_TRACE_FLAG_ENABLED(outlier_trace)) {
+      gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s: not ejected (%s): %zu of %zu already are",
+              state->address.c_str(), std::string(reason).c_str(), ejected, states_.size());
+    }
+    return;
+  }
+  state->ejected = true;
+  ++state->times_ejected;
+  state->counters.Reset();
+  const int64_t ms = algorithms::EjectionMs(state->times_ejected, params.config);
+  gpr_log(GPR_INFO, "lbkit_outlier_ejection: ejected %s for %lld ms (%s; ejection %u)",
+          state->address.c_str(), static_cast<long long>(ms), std::string(reason).c_str(),
+          state->times_ejected);
+  CancelTimer(&state->uneject_timer);
+  state->uneject_timer = RunAfterLocked(
+      Duration::Milliseconds(ms), [s = RefCountedPtr<EndpointState>(state->Ref())](
+                                      OutlierPolicy* p) { p->UnejectLocked(s.get()); });
+  // The child's watchers may call back into us (a new picker): iterate a copy.
+  const std::vector<EjectingWatcher*> watchers(state->watchers.begin(), state->watchers.end());
+  for (EjectingWatcher* w : watchers) w->Eject();
+}
+
+void OutlierPolicy::UnejectLocked(EndpointState* state) {
+  state->uneject_timer.reset();
+  if (!state->ejected) return;
+  state->ejected = false;
+  state->counters.Reset();
+  gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s is back", state->address.c_str());
+  const std::vector<EjectingWatcher*> watchers(state->watchers.begin(), state->watchers.end());
+  for (EjectingWatcher* w : watchers) w->Uneject();
+}
+
+void OutlierPolicy::OnIntervalLocked() {
+  interval_timer_ = RunAfterLocked(interval_, [](OutlierPolicy* p) { p->OnIntervalLocked(); });
+  const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+  std::vector<EndpointState*> order;
+  std::vector<algorithms::IntervalStats> stats;
+  for (const auto& [key, s] : states_) {
+    const auto [success, failure] = s->counters.TakeInterval();
+    order.push_back(s.get());
+    stats.push_back({success, failure, s->ejected});
+    // gRFC A50: an endpoint that stayed in for an interval earns back one
+    // step of its ejection multiplier.
+    if (!s->ejected && s->times_ejected > 0) --s->times_ejected;
+  }
+  const std::vector<size_t> to_eject = algorithms::SweepInterval(
+      stats, params.config, [] { return static_cast<uint32_t>(algorithms::UniformIndex(100)); });
+  for (size_t i : to_eject) MaybeEjectLocked(order[i], "success rate or failure percentage");
+}
+
+template <typename F>
+EventEngine::TaskHandle OutlierPolicy::RunAfterLocked(Duration delay, F fn) {
+  return channel_control_helper()->GetEventEngine()->RunAfter(
+      std::chrono::milliseconds(delay.millis()), [link = link_, fn]() {
+        grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+        grpc_core::ExecCtx exec_ctx;
+        link->Post(fn);
+      });
+}
+
+void OutlierPolicy::ShutdownLocked() {
+  shutdown_ = true;
+  link_->DetachLocked();
+  CancelTimer(&interval_timer_);
+  for (auto& [key, state] : states_) CancelTimer(&state->uneject_timer);
+  states_.clear();
+  child_.reset();
+}
+
+}  // namespace
+
+void RegisterOutlierEjection(grpc_core::CoreConfiguration::Builder* builder) {
+  builder->lb_policy_registry()->RegisterLoadBalancingPolicyFactory(
+      std::make_unique<ParamsPolicyFactory<OutlierPolicy, OutlierParams>>(
+          kOutlierEjectionPolicyName));
+}
+
+}  // namespace lbkit::policies
