@@ -273,6 +273,14 @@ def targets_section(results_dir):
                      f"the next zone under 1 s, no failed call with a retry policy | "
                      f"worst {m['first_success_in_b_ms_max']:.0f} ms, "
                      f"{m['failed_after_kill_max']} failed | {'yes' if ok else 'no'} |")
+    outliers = load("outliers.json", results_dir)
+    if outliers and "freeze" in outliers["summary"]:
+        f = outliers["summary"]["freeze"]
+        a, g = f["lbkit_outlier_ejection"], f["grpc_outlier_detection"]
+        ok = 2 * a["failed_after_event"] < g["failed_after_event"]
+        lines.append(f"| `lbkit_outlier_ejection` with a frozen backend: fewer than half the calls "
+                     f"gRPC's `outlier_detection_experimental` loses | {a['failed_after_event']:.0f} "
+                     f"vs {g['failed_after_event']:.0f} | {'yes' if ok else 'no'} |")
     if loop:
         scs = {sc["name"]: sc["configs"] for sc in loop["scenarios"]}
         med = lambda c, m: c[m]["median"]
@@ -426,6 +434,27 @@ def failover_section(results_dir):
     return lines
 
 
+def outliers_section(results_dir):
+    o = load("outliers.json", results_dir)
+    lines = ["## Outlier ejection", ""]
+    if not o:
+        return lines + ["Not run yet: `benchmarks/loopback/outliers.py`.", ""]
+    lines += [
+        f"`benchmarks/loopback/outliers.py` ({o['date']}, {o['rounds']} rounds, medians): 4 "
+        "backends, 16 calls in flight, 200 ms deadlines; early in the run backend-0 starts "
+        "failing every call with UNAVAILABLE (*error*) or is SIGSTOPped (*freeze*: it accepts "
+        "connections and answers nothing). *lost*: calls failed after the event; *last "
+        "loss*: when the last of them failed, i.e. when the backend was out of rotation.", "",
+        "| scenario | configuration | lost | last loss | QPS after the event |",
+        "|---|---|---|---|---|"]
+    for scenario, by in o["summary"].items():
+        for name, m in by.items():
+            lines.append(f"| {scenario} | `{name}` | {m['failed_after_event']:.0f} | "
+                         f"{m['last_failure_ms']:.0f} ms | {fmt(m['qps_after_event'])} |")
+    lines.append("")
+    return lines
+
+
 def write(path=os.path.join(HERE, "RESULTS.md"), results_dir=RESULTS):
     lines = ["# lbkit benchmark results", "",
              "Written by `benchmarks/render_results.py` from `benchmarks/results/*.json`; "
@@ -436,6 +465,7 @@ def write(path=os.path.join(HERE, "RESULTS.md"), results_dir=RESULTS):
     lines += micro_section(results_dir)
     lines += hashing_section(results_dir)
     lines += failover_section(results_dir)
+    lines += outliers_section(results_dir)
     lines += loopback_section(results_dir)
     with open(path, "w") as f:
         f.write("\n".join(lines))

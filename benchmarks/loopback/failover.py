@@ -105,43 +105,25 @@ def run_case(case, server_bin, client_bin, duration_ms, workdir):
                "--rpcs=10000000", f"--duration_ms={duration_ms}", "--timeline_ms=10",
                "--concurrency=4", f"--expect_backends={1 if proxy else ZONE_A}",
                "--deadline_ms=5000", "--json"]
-        client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # The client warms up (well under a second), then measures for
-        # duration_ms; the kill lands early in the measurement, leaving at
-        # least 2 s after it.
-        time.sleep(1.5)
-        kill_ms = time.time() * 1000.0
-        for b in backends[:ZONE_A]:
-            b.proc.send_signal(signal.SIGKILL)
-        out, err = client.communicate(timeout=120)
-        if client.returncode != 0:
-            raise RuntimeError(f"{case.name}: greeter_client failed: {err[-2000:]}")
-        report = json.loads(out)
+        report, kill_offset = harness.run_with_event(
+            cmd, lambda: [b.proc.send_signal(signal.SIGKILL) for b in backends[:ZONE_A]],
+            duration_ms, case.name)
     finally:
         if proxy:
             proxy.stop()
         for b in backends:
             b.stop()
-    timeline = report["timeline"]
-    bucket_ms = timeline["bucket_ms"]
-    kill_offset = kill_ms - timeline["start_unix_ms"]
-    if not 0 < kill_offset < duration_ms - 2000:
-        raise RuntimeError(f"{case.name}: the kill ({kill_offset:.0f} ms after the start) "
-                           "missed the measurement window; the warm-up took too long")
     first_b = last_failure = None
     failed = total = ok_first_second = 0
-    for i, bucket in enumerate(timeline["buckets"]):
-        t = i * bucket_ms
-        if t + bucket_ms <= kill_offset:
-            continue
+    for since, bucket in harness.buckets_after(report, kill_offset):
         failed += bucket["failed"]
         total += bucket["failed"] + sum(bucket["ok"].values())
         if bucket["failed"]:
-            last_failure = t + bucket_ms - kill_offset
-        if t + bucket_ms <= kill_offset + 1000:
+            last_failure = since
+        if since <= 1000:
             ok_first_second += sum(bucket["ok"].values())
         if first_b is None and any(zone_of(n) == "b" for n in bucket["ok"]):
-            first_b = max(0.0, t + bucket_ms - kill_offset)
+            first_b = since
     return {"first_success_in_b_ms": first_b, "failed_after_kill": failed,
             "rpcs_after_kill": total, "last_failure_ms": last_failure,
             "ok_in_first_second": ok_first_second,

@@ -280,6 +280,46 @@ def measure(client_bin, target, config, scenario, rpcs, backends, proxy):
 
 
 # --------------------------------------------------------------------------
+# Runs with an event in the middle (failover.py, outliers.py)
+# --------------------------------------------------------------------------
+
+def run_with_event(cmd, event, duration_ms, what, at_s=1.5, min_after_ms=2000):
+    """Runs greeter_client `cmd` (which must have --duration_ms=duration_ms
+    and --timeline_ms) and calls event() `at_s` seconds after launching it,
+    after its warm-up. Returns the report and when the event happened, in ms
+    since the start of the measurement."""
+    client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(at_s)
+        event_unix_ms = time.time() * 1000.0
+        event()
+        out, err = client.communicate(timeout=120)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    if client.returncode != 0:
+        raise RuntimeError(f"{what}: greeter_client failed: {err[-2000:]}")
+    report = json.loads(out)
+    offset = event_unix_ms - report["timeline"]["start_unix_ms"]
+    if not 0 < offset < duration_ms - min_after_ms:
+        raise RuntimeError(f"{what}: the event ({offset:.0f} ms after the start) missed the "
+                           "measurement window; the warm-up took too long")
+    return report, offset
+
+
+def buckets_after(report, offset_ms):
+    """(ms from the event to the bucket's end, bucket) for every timeline
+    bucket that ends after the event."""
+    timeline = report["timeline"]
+    bucket_ms = timeline["bucket_ms"]
+    for i, bucket in enumerate(timeline["buckets"]):
+        end = (i + 1) * bucket_ms
+        if end > offset_ms:
+            yield end - offset_ms, bucket
+
+
+# --------------------------------------------------------------------------
 # Aggregation and output
 # --------------------------------------------------------------------------
 

@@ -269,39 +269,41 @@ double ProcessCpuUs() {
 
 // Sends the measured RPCs. Each thread takes the next unsent index until all
 // options.rpcs are taken (or options.duration has passed), so the total is
-// exact however the threads progress. `results` ends with the RPCs sent.
+// exact however the threads progress. `results` ends with the RPCs sent, in
+// index order; `start_unix` is when the measurement began, in wall time.
 Clock::duration RunLoad(Greeter::Stub& stub, const Options& options,
                         std::vector<RpcResult>* results, double* cpu_us,
-                        Clock::time_point* start_out) {
-  results->assign(options.rpcs, RpcResult{});
+                        Clock::time_point* start_out,
+                        std::chrono::system_clock::time_point* start_unix) {
   std::atomic<int64_t> next{0};
+  std::vector<std::vector<std::pair<int64_t, RpcResult>>> per_thread(options.concurrency);
+  const double cpu_start = ProcessCpuUs();
+  *start_unix = std::chrono::system_clock::now();
   const Clock::time_point start = Clock::now();
   const Clock::time_point end =
       options.duration.count() > 0 ? start + options.duration : Clock::time_point::max();
-  auto worker = [&] {
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < options.rpcs;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      if (Clock::now() >= end) {
-        // Not sent: marks the end of the valid results for this index on.
-        (*results)[i].code = grpc::StatusCode::DO_NOT_USE;
-        continue;
-      }
-      (*results)[i] = CallOnce(stub, options, i, options.deadline);
+  auto worker = [&](std::vector<std::pair<int64_t, RpcResult>>* mine) {
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed);
+         i < options.rpcs && Clock::now() < end; i = next.fetch_add(1, std::memory_order_relaxed)) {
+      mine->emplace_back(i, CallOnce(stub, options, i, options.deadline));
     }
   };
-  const double cpu_start = ProcessCpuUs();
   std::vector<std::thread> threads;
   threads.reserve(options.concurrency);
-  for (int t = 0; t < options.concurrency; ++t) threads.emplace_back(worker);
+  for (int t = 0; t < options.concurrency; ++t) threads.emplace_back(worker, &per_thread[t]);
   for (std::thread& thread : threads) thread.join();
   const Clock::duration elapsed = Clock::now() - start;
   *cpu_us = ProcessCpuUs() - cpu_start;
   *start_out = start;
-  results->erase(std::remove_if(results->begin(), results->end(),
-                                [](const RpcResult& r) {
-                                  return r.code == grpc::StatusCode::DO_NOT_USE;
-                                }),
-                 results->end());
+  std::vector<std::pair<int64_t, RpcResult>> all;
+  for (auto& mine : per_thread) {
+    for (auto& entry : mine) all.push_back(std::move(entry));
+  }
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  results->clear();
+  results->reserve(all.size());
+  for (auto& entry : all) results->push_back(std::move(entry.second));
   return elapsed;
 }
 
@@ -516,8 +518,9 @@ int Main() {
   std::vector<RpcResult> results;
   double cpu_us = 0;
   Clock::time_point start;
-  const auto start_unix = std::chrono::system_clock::now();
-  const Clock::duration elapsed = RunLoad(*stub, options, &results, &cpu_us, &start);
+  std::chrono::system_clock::time_point start_unix;
+  const Clock::duration elapsed =
+      RunLoad(*stub, options, &results, &cpu_us, &start, &start_unix);
   Report report = Summarise(results, elapsed, options);
   report.cpu_us = cpu_us;
   if (options.timeline_ms > 0) {

@@ -30,7 +30,7 @@ run("${WORK_DIR}/consumer/consumer")
 run(${CMAKE_COMMAND} -S "${LBKIT_SOURCE_DIR}/examples/greeter" -B "${WORK_DIR}/greeter"
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/greeter" -j2)
-foreach(binary greeter_server greeter_client)
+foreach(binary greeter_server greeter_client greeter_control)
   if(NOT EXISTS "${WORK_DIR}/greeter/${binary}")
     message(FATAL_ERROR "standalone greeter build made no ${binary}")
   endif()
