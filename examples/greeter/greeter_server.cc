@@ -55,6 +55,8 @@ ABSL_FLAG(std::string, error_code, "UNAVAILABLE",
 ABSL_FLAG(int32_t, drain_ms, 0,
           "On SIGTERM/SIGINT, report NOT_SERVING and keep serving this long before "
           "shutting down, so that health-checking clients move away first.");
+ABSL_FLAG(bool, health_service, true,
+          "Serve grpc.health.v1.Health; false makes health checks end UNIMPLEMENTED.");
 ABSL_FLAG(int32_t, max_threads, 256,
           "Upper bound on the sync server's threads, i.e. on concurrent RPCs; "
           "beyond it new RPCs fail with RESOURCE_EXHAUSTED.");
@@ -382,7 +384,7 @@ int Main() {
   GreeterService greeter(&state);
   ControlService control(&state);
 
-  grpc::EnableDefaultHealthCheckService(true);
+  grpc::EnableDefaultHealthCheckService(absl::GetFlag(FLAGS_health_service));
   grpc::ServerBuilder builder;
   // The sync server runs each RPC on its own thread, so an injected delay
   // holds a thread but never delays other RPCs; the quota only bounds how many
@@ -410,15 +412,18 @@ int Main() {
   if (name.empty()) name = absl::StrCat("server-", bound_port);
   state.SetName(name);
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  if (health == nullptr) {
+  if (health == nullptr && absl::GetFlag(FLAGS_health_service)) {
     Log("gRPC did not create its default health service");
     server->Shutdown();
     return 1;
   }
-  // Registers the Greeter's own name so that clients may health-check it by
-  // name as well as with ""; SetServingStatus(bool) covers both from now on.
-  health->SetServingStatus(Greeter::service_full_name(), true);
-  state.AttachHealthService(health);
+  if (health != nullptr) {
+    // Registers the Greeter's own name so that clients may health-check it
+    // by name as well as with ""; SetServingStatus(bool) covers both from
+    // now on.
+    health->SetServingStatus(Greeter::service_full_name(), true);
+    state.AttachHealthService(health);
+  }
 
   std::thread signal_thread(HandleSignals, signals,
                             std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_ms)),

@@ -7,15 +7,6 @@
 
 namespace lbkit::policies {
 
-namespace {
-
-// Set by the client channel from healthCheckConfig.serviceName; it is not in
-// a public header of gRPC 1.51.
-constexpr char kHealthCheckServiceNameArg[] =
-    "grpc.internal.health_check_service_name";
-
-}  // namespace
-
 std::string AddressText(const grpc_core::ServerAddress& address) {
   auto text = grpc_sockaddr_to_string(&address.address(), /*normalize=*/false);
   if (text.ok()) return *std::move(text);
@@ -79,9 +70,17 @@ void Endpoint::StartWatchingLocked(const grpc_core::ChannelArgs& args) {
   auto watcher = std::make_unique<Watcher>(Ref(), list_->interested_parties_);
   watcher_ = watcher.get();
   subchannel_->WatchConnectivityState(std::move(watcher));
+  if (list_ != nullptr && list_->polling_.has_value()) {
+    poller_ = grpc_core::MakeOrphanable<HealthPoller>(
+        address_text_, *list_->polling_, list_->work_serializer_,
+        list_->helper_->GetEventEngine(), [self = Ref()](bool healthy, absl::Status why) {
+          self->OnHealthLocked(healthy, std::move(why));
+        });
+  }
 }
 
 void Endpoint::ShutdownLocked() {
+  poller_.reset();
   if (subchannel_ != nullptr && watcher_ != nullptr) {
     subchannel_->CancelConnectivityStateWatch(watcher_);
   }
@@ -108,8 +107,37 @@ void Endpoint::OnStateChangeLocked(grpc_connectivity_state new_state,
     // policies keep every endpoint connected, as gRPC's round_robin does.
     subchannel_->RequestConnection();
   }
-  grpc_connectivity_state logical =
-      new_state == GRPC_CHANNEL_IDLE ? GRPC_CHANNEL_CONNECTING : new_state;
+  connectivity_ = new_state == GRPC_CHANNEL_IDLE ? GRPC_CHANNEL_CONNECTING : new_state;
+  UpdateLogicalStateLocked();
+}
+
+void Endpoint::OnHealthLocked(bool healthy, absl::Status why) {
+  if (list_ == nullptr) return;
+  health_ = healthy ? algorithms::HealthThresholds::State::kHealthy
+                    : algorithms::HealthThresholds::State::kUnhealthy;
+  health_status_ = std::move(why);
+  if (!healthy) {
+    gpr_log(GPR_INFO, "%s: %s is unhealthy: %s", list_->policy_name_.c_str(),
+            address_text_.c_str(), health_status_.ToString().c_str());
+  }
+  UpdateLogicalStateLocked();
+}
+
+void Endpoint::UpdateLogicalStateLocked() {
+  grpc_connectivity_state logical = connectivity_;
+  if (poller_ != nullptr && connectivity_ == GRPC_CHANNEL_READY) {
+    switch (health_) {
+      case algorithms::HealthThresholds::State::kHealthy:
+        break;
+      case algorithms::HealthThresholds::State::kUnknown:
+        logical = GRPC_CHANNEL_CONNECTING;  // no traffic before the first verdict
+        break;
+      case algorithms::HealthThresholds::State::kUnhealthy:
+        logical = GRPC_CHANNEL_TRANSIENT_FAILURE;
+        last_failure_ = health_status_;
+        break;
+    }
+  }
   // TRANSIENT_FAILURE is sticky until READY: a backend that keeps failing
   // passes through CONNECTING on every retry, which must not make the
   // aggregate state flap between CONNECTING and TRANSIENT_FAILURE.
@@ -130,11 +158,18 @@ void Endpoint::OnStateChangeLocked(grpc_connectivity_state new_state,
 EndpointList::EndpointList(
     absl::string_view policy_name,
     grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper,
-    grpc_pollset_set* interested_parties, Observer* observer)
+    grpc_pollset_set* interested_parties,
+    std::shared_ptr<grpc_core::WorkSerializer> work_serializer, Observer* observer)
     : policy_name_(policy_name),
       helper_(helper),
       interested_parties_(interested_parties),
+      work_serializer_(std::move(work_serializer)),
       observer_(observer) {}
+
+void EndpointList::SetHealthPollingLocked(absl::optional<HealthCheckParams> params) {
+  if (params != polling_) polling_changed_ = true;
+  polling_ = std::move(params);
+}
 
 EndpointList::~EndpointList() { ShutdownLocked(); }
 
@@ -160,7 +195,8 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
   // healthCheckConfig can only take effect on new subchannels.
   const bool recreate_all =
       health_check_service_name != health_check_service_name_ ||
-      inhibit_health_checking != inhibit_health_checking_;
+      inhibit_health_checking != inhibit_health_checking_ || polling_changed_;
+  polling_changed_ = false;
   health_check_service_name_ = std::move(health_check_service_name);
   inhibit_health_checking_ = inhibit_health_checking;
 

@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "algorithms/peak_ewma.h"
+#include "policies/common/health_check.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/gprpp/ref_counted.h"
@@ -40,6 +41,10 @@
 namespace lbkit::policies {
 
 class EndpointList;
+
+// Set by the client channel from healthCheckConfig.serviceName (and by a
+// leaf policy for its own healthCheck); not in a public header of gRPC 1.51.
+inline constexpr char kHealthCheckServiceNameArg[] = "grpc.internal.health_check_service_name";
 
 // One backend address as a policy sees it. Reference-counted: pickers and
 // call trackers may hold it past the list's next update.
@@ -58,8 +63,11 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
     return subchannel_;
   }
   // The state the policy acts on: CONNECTING (also before the first report
-  // and for IDLE), READY or TRANSIENT_FAILURE.
+  // and for IDLE, and while a polled health check has no verdict yet), READY
+  // (connected and, when polled, healthy) or TRANSIENT_FAILURE.
   grpc_connectivity_state state() const { return state_; }
+  // With healthCheck "poll": the poller's verdict. Always kUnknown otherwise.
+  algorithms::HealthThresholds::State health() const { return health_; }
   // Why the endpoint last went to TRANSIENT_FAILURE.
   const absl::Status& last_failure() const { return last_failure_; }
 
@@ -80,6 +88,9 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   void ShutdownLocked();
   void OnStateChangeLocked(grpc_connectivity_state new_state,
                            absl::Status status);
+  void OnHealthLocked(bool healthy, absl::Status why);
+  // Applies the connectivity state combined with the health verdict.
+  void UpdateLogicalStateLocked();
 
   EndpointList* list_;  // Null once shut down.
   const grpc_core::ServerAddress address_;
@@ -87,6 +98,10 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   grpc_core::RefCountedPtr<grpc_core::SubchannelInterface> subchannel_;
   Watcher* watcher_ = nullptr;  // Owned by the subchannel.
   bool reported_once_ = false;
+  grpc_connectivity_state connectivity_ = GRPC_CHANNEL_CONNECTING;  // as reported
+  grpc_core::OrphanablePtr<HealthPoller> poller_;
+  algorithms::HealthThresholds::State health_ = algorithms::HealthThresholds::State::kUnknown;
+  absl::Status health_status_;
   grpc_connectivity_state state_ = GRPC_CHANNEL_CONNECTING;
   absl::Status last_failure_;
   std::atomic<int64_t> in_flight_{0};
@@ -108,7 +123,12 @@ class EndpointList {
   // the policy, which must outlive the list (or shut it down first).
   EndpointList(absl::string_view policy_name,
                grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper,
-               grpc_pollset_set* interested_parties, Observer* observer);
+               grpc_pollset_set* interested_parties,
+               std::shared_ptr<grpc_core::WorkSerializer> work_serializer, Observer* observer);
+
+  // Health polling for the endpoints of the next UpdateLocked() (nullopt:
+  // none). A change recreates every endpoint.
+  void SetHealthPollingLocked(absl::optional<HealthCheckParams> params);
   ~EndpointList();
 
   EndpointList(const EndpointList&) = delete;
@@ -157,7 +177,10 @@ class EndpointList {
   std::string policy_name_;
   grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper_;
   grpc_pollset_set* interested_parties_;
+  std::shared_ptr<grpc_core::WorkSerializer> work_serializer_;
   Observer* observer_;
+  absl::optional<HealthCheckParams> polling_;
+  bool polling_changed_ = false;
 
   std::vector<grpc_core::RefCountedPtr<Endpoint>> endpoints_;
   absl::flat_hash_map<std::string, Endpoint*> by_address_;

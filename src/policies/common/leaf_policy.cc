@@ -10,7 +10,7 @@ LeafPolicy::LeafPolicy(Args args, absl::string_view policy_name)
     : LoadBalancingPolicy(std::move(args)),
       policy_name_(policy_name),
       endpoints_(policy_name, channel_control_helper(), interested_parties(),
-                 this) {}
+                 work_serializer(), this) {}
 
 absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
   if (!args.addresses.ok()) {
@@ -22,7 +22,18 @@ absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
     return args.addresses.status();
   }
   ApplyConfigLocked(args.config);
-  endpoints_.UpdateLocked(*args.addresses, args.args);
+  // healthCheck: "watch" asks the subchannels for gRPC's own health watch
+  // (as a top-level healthCheckConfig would); "poll" runs lbkit's poller.
+  const absl::optional<HealthCheckParams>* health =
+      args.config != nullptr ? HealthCheckOf(*args.config) : nullptr;
+  grpc_core::ChannelArgs channel_args = args.args;
+  if (health != nullptr && health->has_value() && !(*health)->poll()) {
+    channel_args = channel_args.Set(kHealthCheckServiceNameArg, (*health)->service_name);
+  }
+  endpoints_.SetHealthPollingLocked(health != nullptr && health->has_value() && (*health)->poll()
+                                        ? *health
+                                        : absl::nullopt);
+  endpoints_.UpdateLocked(*args.addresses, channel_args);
   OnEndpointsUpdatedLocked();
   if (endpoints_.size() == 0) {
     absl::Status status = absl::UnavailableError(absl::StrCat(

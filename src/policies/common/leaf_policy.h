@@ -21,6 +21,7 @@
 
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/endpoint_list.h"
+#include "policies/common/health_check.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
 
 namespace lbkit::policies {
@@ -39,6 +40,12 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   // published after every update, so a changed config always takes effect.
   virtual void ApplyConfigLocked(
       const grpc_core::RefCountedPtr<Config>& /*config*/) {}
+
+  // The policy's `healthCheck` config object, if it has one set.
+  virtual const absl::optional<HealthCheckParams>* HealthCheckOf(
+      const Config& /*config*/) const {
+    return nullptr;
+  }
 
   // After a resolver update has reconciled the endpoints (the set may have
   // changed); state changes alone do not call it.

@@ -21,6 +21,7 @@
 #include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
+#include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/gprpp/time.h"
@@ -77,6 +78,7 @@ struct PeakEwmaConfig {
 };
 
 struct LeastRequestParams {
+  absl::optional<HealthCheckParams> health_check;
   uint32_t choice_count = 2;
   double active_request_bias = 1.0;
   absl::optional<PeakEwmaConfig> peak_ewma;
@@ -85,6 +87,7 @@ struct LeastRequestParams {
       const grpc_core::JsonArgs&) {
     static const auto* loader =
         grpc_core::JsonObjectLoader<LeastRequestParams>()
+            .OptionalField("healthCheck", &LeastRequestParams::health_check)
             .OptionalField("choiceCount", &LeastRequestParams::choice_count)
             .OptionalField("activeRequestBias",
                            &LeastRequestParams::active_request_bias)
@@ -205,6 +208,10 @@ class LeastRequest : public LeafPolicy {
       : LeafPolicy(std::move(args), kLeastRequestPolicyName) {}
 
   absl::string_view name() const override { return kLeastRequestPolicyName; }
+
+  const absl::optional<HealthCheckParams>* HealthCheckOf(const Config& config) const override {
+    return &ParamsOf<LeastRequestParams>(config).health_check;
+  }
 
  private:
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {

@@ -7,6 +7,7 @@
 #include "algorithms/maglev.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/hash_policy.h"
+#include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/json/json.h"
@@ -25,6 +26,7 @@ using grpc_core::ValidationErrors;
 using algorithms::MaglevTable;
 
 struct MaglevParams {
+  absl::optional<HealthCheckParams> health_check;
   std::string request_hash_header;
   uint32_t hash_balance_factor = 0;  // off
   uint64_t table_size = MaglevTable::kDefaultSize;
@@ -32,6 +34,7 @@ struct MaglevParams {
   static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
     static const auto* loader =
         grpc_core::JsonObjectLoader<MaglevParams>()
+            .OptionalField("healthCheck", &MaglevParams::health_check)
             .OptionalField("requestHashHeader", &MaglevParams::request_hash_header)
             .OptionalField("tableSize", &MaglevParams::table_size)
             .OptionalField("hashBalanceFactor", &MaglevParams::hash_balance_factor)
@@ -74,6 +77,10 @@ class Maglev : public HashPolicy {
  public:
   explicit Maglev(Args args) : HashPolicy(std::move(args), kMaglevPolicyName) {}
   absl::string_view name() const override { return kMaglevPolicyName; }
+
+  const absl::optional<HealthCheckParams>* HealthCheckOf(const Config& config) const override {
+    return &ParamsOf<MaglevParams>(config).health_check;
+  }
 
  private:
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {

@@ -14,6 +14,7 @@
 #include "algorithms/random.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
+#include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
@@ -21,7 +22,6 @@
 #include "src/core/lib/debug/trace.h"
 #include "src/core/lib/gprpp/time.h"
 #include "src/core/lib/gprpp/validation_errors.h"
-#include "src/core/lib/iomgr/closure.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/json/json_args.h"
@@ -253,22 +253,9 @@ class PolicyLink : public grpc_core::RefCounted<PolicyLink> {
   // has shut down by then.
   template <typename F>
   void Post(F fn) {
-    auto hop = [self = Ref(), fn](absl::Status) {
-      self->serializer_->Run(
-          [self, fn]() {
-            if (self->policy_ != nullptr) fn(self->policy_);
-          },
-          DEBUG_LOCATION);
-    };
-    if (grpc_core::ExecCtx::Get() == nullptr) {
-      grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
-      grpc_core::ExecCtx exec_ctx;
-      grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
-                              absl::OkStatus());
-    } else {
-      grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
-                              absl::OkStatus());
-    }
+    RunOnWorkSerializer(serializer_, [self = Ref(), fn]() {
+      if (self->policy_ != nullptr) fn(self->policy_);
+    });
   }
 
   // WorkSerializer: the policy is gone for everything still queued.

@@ -6,6 +6,7 @@
 #include "algorithms/ring_hash.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/hash_policy.h"
+#include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/json/json.h"
@@ -26,6 +27,7 @@ constexpr uint64_t kMaxRingSizeLimit = 8388608;  // Envoy's and gRPC's bound
 constexpr uint32_t kMaxFixedEntries = 65536;
 
 struct RingHashParams {
+  absl::optional<HealthCheckParams> health_check;
   std::string request_hash_header;
   uint32_t hash_balance_factor = 0;  // off
   uint64_t min_ring_size = 1024;
@@ -36,6 +38,7 @@ struct RingHashParams {
   static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
     static const auto* loader =
         grpc_core::JsonObjectLoader<RingHashParams>()
+            .OptionalField("healthCheck", &RingHashParams::health_check)
             .OptionalField("requestHashHeader", &RingHashParams::request_hash_header)
             .OptionalField("minRingSize", &RingHashParams::min_ring_size)
             .OptionalField("maxRingSize", &RingHashParams::max_ring_size)
@@ -90,6 +93,10 @@ class RingHash : public HashPolicy {
  public:
   explicit RingHash(Args args) : HashPolicy(std::move(args), kRingHashPolicyName) {}
   absl::string_view name() const override { return kRingHashPolicyName; }
+
+  const absl::optional<HealthCheckParams>* HealthCheckOf(const Config& config) const override {
+    return &ParamsOf<RingHashParams>(config).health_check;
+  }
 
  private:
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {

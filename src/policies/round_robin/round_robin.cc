@@ -21,6 +21,7 @@
 #include "algorithms/round_robin.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
+#include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/config/core_configuration.h"
@@ -46,10 +47,16 @@ grpc_core::TraceFlag g_trace(false, "lbkit_round_robin");
 // Config
 //
 
-// No fields yet; unknown ones are ignored, as gRPC does.
+// Only the health check every leaf policy takes; unknown fields are
+// ignored, as gRPC does.
 struct RoundRobinParams {
+  absl::optional<HealthCheckParams> health_check;
+
   static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
-    static const auto* loader = grpc_core::JsonObjectLoader<RoundRobinParams>().Finish();
+    static const auto* loader =
+        grpc_core::JsonObjectLoader<RoundRobinParams>()
+            .OptionalField("healthCheck", &RoundRobinParams::health_check)
+            .Finish();
     return loader;
   }
 };
@@ -86,6 +93,10 @@ class RoundRobin : public LeafPolicy {
       : LeafPolicy(std::move(args), kRoundRobinPolicyName) {}
 
   absl::string_view name() const override { return kRoundRobinPolicyName; }
+
+  const absl::optional<HealthCheckParams>* HealthCheckOf(const Config& config) const override {
+    return &ParamsOf<RoundRobinParams>(config).health_check;
+  }
 
  private:
   std::unique_ptr<SubchannelPicker> MakeReadyPicker(

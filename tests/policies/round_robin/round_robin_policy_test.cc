@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 
@@ -24,6 +25,26 @@ constexpr char kD[] = "127.0.0.1:1004";
 TEST(RoundRobinConfig, AcceptsEmptyObjectAndIgnoresUnknownFields) {
   EXPECT_TRUE(ParseConfig(kPolicy, "{}").ok());
   EXPECT_TRUE(ParseConfig(kPolicy, R"({"someFutureField": 3})").ok());
+}
+
+// The healthCheck object every leaf policy takes.
+TEST(RoundRobinConfig, HealthCheckErrorsNameTheField) {
+  auto config = ParseConfig(kPolicy, R"({"healthCheck": {"mode": "push", "interval": "0s",
+                                           "unhealthyThreshold": 0}})");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(),
+            "errors validating lbkit_round_robin LB policy config: ["
+            "field:healthCheck.interval error:must be greater than 0; "
+            "field:healthCheck.mode error:must be \"watch\" or \"poll\"; "
+            "field:healthCheck.unhealthyThreshold error:must be at least 1]");
+  for (const char* policy : {"lbkit_least_request", "lbkit_ring_hash", "lbkit_maglev"}) {
+    auto other = ParseConfig(policy, R"({"healthCheck": {"timeout": "0s"}})");
+    ASSERT_FALSE(other.ok()) << policy;
+    EXPECT_TRUE(absl::StrContains(other.status().message(),
+                                  "field:healthCheck.timeout error:must be greater than 0"))
+        << other.status();
+  }
+  EXPECT_TRUE(ParseConfig(kPolicy, R"({"healthCheck": {"mode": "poll"}})").ok());
 }
 
 // gRPC's registry rejects a non-object policy config before the policy sees

@@ -1,0 +1,259 @@
+#include "policies/common/health_check.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "src/core/lib/iomgr/closure.h"
+#include "src/core/lib/iomgr/exec_ctx.h"
+
+namespace lbkit::policies {
+
+namespace {
+
+constexpr char kCheckMethod[] = "/grpc.health.v1.Health/Check";
+
+// grpc.health.v1.HealthCheckRequest {string service = 1;}, encoded by hand:
+// lbkit carries no generated code for the health proto.
+grpc::ByteBuffer EncodeRequest(const std::string& service) {
+  std::string bytes;
+  if (!service.empty()) {
+    bytes.push_back(0x0a);  // field 1, length-delimited
+    for (size_t n = service.size(); ; n >>= 7) {
+      if (n < 0x80) {
+        bytes.push_back(static_cast<char>(n));
+        break;
+      }
+      bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+    }
+    bytes += service;
+  }
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+bool ReadVarint(const uint8_t** p, const uint8_t* end, uint64_t* out) {
+  uint64_t value = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    const uint8_t byte = *(*p)++;
+    value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *out = value;
+      return true;
+    }
+  }
+  return false;
+}
+
+// HealthCheckResponse {ServingStatus status = 1;}: 0 UNKNOWN, 1 SERVING,
+// 2 NOT_SERVING, 3 SERVICE_UNKNOWN. nullopt when the bytes are not a message.
+absl::optional<uint64_t> DecodeStatus(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return absl::nullopt;
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint8_t* end = p + bytes.size();
+  uint64_t status = 0;  // absent = UNKNOWN (proto3 default)
+  while (p < end) {
+    uint64_t key, value;
+    if (!ReadVarint(&p, end, &key)) return absl::nullopt;
+    switch (key & 7) {
+      case 0:
+        if (!ReadVarint(&p, end, &value)) return absl::nullopt;
+        if ((key >> 3) == 1) status = value;
+        break;
+      case 1: p += 8; break;
+      case 2:
+        if (!ReadVarint(&p, end, &value) || value > static_cast<uint64_t>(end - p)) {
+          return absl::nullopt;
+        }
+        p += value;
+        break;
+      case 5: p += 4; break;
+      default: return absl::nullopt;
+    }
+  }
+  if (p != end) return absl::nullopt;
+  return status;
+}
+
+const char* StatusName(uint64_t status) {
+  switch (status) {
+    case 1: return "SERVING";
+    case 2: return "NOT_SERVING";
+    case 3: return "SERVICE_UNKNOWN";
+    default: return "UNKNOWN";
+  }
+}
+
+}  // namespace
+
+//
+// Config
+//
+
+const grpc_core::JsonLoaderInterface* HealthCheckParams::JsonLoader(const grpc_core::JsonArgs&) {
+  static const auto* loader =
+      grpc_core::JsonObjectLoader<HealthCheckParams>()
+          .OptionalField("serviceName", &HealthCheckParams::service_name)
+          .OptionalField("mode", &HealthCheckParams::mode)
+          .OptionalField("interval", &HealthCheckParams::interval)
+          .OptionalField("timeout", &HealthCheckParams::timeout)
+          .OptionalField("unhealthyThreshold", &HealthCheckParams::unhealthy_threshold)
+          .OptionalField("healthyThreshold", &HealthCheckParams::healthy_threshold)
+          .Finish();
+  return loader;
+}
+
+void HealthCheckParams::JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
+                                     grpc_core::ValidationErrors* errors) {
+  {
+    grpc_core::ValidationErrors::ScopedField field(errors, ".mode");
+    if (!errors->FieldHasErrors() && mode != "watch" && mode != "poll") {
+      errors->AddError("must be \"watch\" or \"poll\"");
+    }
+  }
+  for (auto [name, value] : {std::pair<const char*, grpc_core::Duration>{".interval", interval},
+                             {".timeout", timeout}}) {
+    grpc_core::ValidationErrors::ScopedField field(errors, name);
+    if (!errors->FieldHasErrors() && value <= grpc_core::Duration::Zero()) {
+      errors->AddError("must be greater than 0");
+    }
+  }
+  for (auto [name, value] : {std::pair<const char*, uint32_t>{".unhealthyThreshold",
+                                                               unhealthy_threshold},
+                             {".healthyThreshold", healthy_threshold}}) {
+    grpc_core::ValidationErrors::ScopedField field(errors, name);
+    if (!errors->FieldHasErrors() && value < 1) errors->AddError("must be at least 1");
+  }
+}
+
+void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& serializer,
+                         std::function<void()> fn) {
+  auto hop = [serializer, fn = std::move(fn)](absl::Status) {
+    serializer->Run(fn, DEBUG_LOCATION);
+  };
+  if (grpc_core::ExecCtx::Get() == nullptr) {
+    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+    grpc_core::ExecCtx exec_ctx;
+    grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
+                            absl::OkStatus());
+  } else {
+    grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
+                            absl::OkStatus());
+  }
+}
+
+//
+// HealthPoller
+//
+
+struct HealthPoller::Call {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+};
+
+HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
+                           std::shared_ptr<grpc_core::WorkSerializer> serializer,
+                           grpc_event_engine::experimental::EventEngine* event_engine,
+                           OnChange on_change)
+    : address_(std::move(address)),
+      params_(std::move(params)),
+      serializer_(std::move(serializer)),
+      event_engine_(event_engine),
+      on_change_(std::move(on_change)),
+      thresholds_(params_.unhealthy_threshold, params_.healthy_threshold) {
+  grpc::ChannelArguments args;
+  // A connection of its own (Envoy's health checker has one too): the checks
+  // must not share, or hold open, the connection that carries traffic.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  const std::string target =
+      absl::StartsWith(address_, "[") ? "ipv6:" + address_ : "ipv4:" + address_;
+  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  channel_ = std::make_shared<grpc::GenericStub>(std::move(channel));
+  CheckLocked();
+}
+
+HealthPoller::~HealthPoller() = default;
+
+void HealthPoller::Orphan() {
+  shutdown_ = true;
+  on_change_ = nullptr;
+  if (timer_.has_value()) {
+    event_engine_->Cancel(*timer_);
+    timer_.reset();
+  }
+  Unref();
+}
+
+void HealthPoller::CheckLocked() {
+  if (shutdown_) return;
+  auto call = std::make_shared<Call>();
+  call->context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::milliseconds(params_.timeout.millis()));
+  call->request = EncodeRequest(params_.service_name);
+  auto* stub = static_cast<grpc::GenericStub*>(channel_.get());
+  stub->UnaryCall(
+      &call->context, kCheckMethod, grpc::StubOptions(), &call->request, &call->response,
+      [self = Ref(DEBUG_LOCATION, "Check"), call](grpc::Status status) {
+        bool healthy = false;
+        absl::Status why;
+        if (status.ok()) {
+          const absl::optional<uint64_t> serving = DecodeStatus(call->response);
+          healthy = serving.has_value() && *serving == 1;
+          if (!healthy) {
+            why = absl::UnavailableError(
+                serving.has_value()
+                    ? absl::StrCat("health check: ", StatusName(*serving))
+                    : std::string("health check: the reply is not a HealthCheckResponse"));
+          }
+        } else if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          healthy = true;  // no health service: nothing says it is unhealthy
+        } else {
+          why = absl::UnavailableError(absl::StrCat("health check failed: ",
+                                                    status.error_message()));
+        }
+        const bool unimplemented = status.error_code() == grpc::StatusCode::UNIMPLEMENTED;
+        HealthPoller* poller = self.get();
+        RunOnWorkSerializer(poller->serializer_, [self, healthy, why, unimplemented]() {
+          if (unimplemented && !self->logged_unimplemented_ && !self->shutdown_) {
+            self->logged_unimplemented_ = true;
+            gpr_log(GPR_INFO,
+                    "lbkit health check: %s does not implement grpc.health.v1.Health; "
+                    "treating it as healthy",
+                    self->address_.c_str());
+          }
+          self->OnResultLocked(healthy, why);
+        });
+      });
+}
+
+void HealthPoller::OnResultLocked(bool healthy, absl::Status why) {
+  if (shutdown_) return;
+  if (thresholds_.Record(healthy) && on_change_) {
+    on_change_(thresholds_.state() == algorithms::HealthThresholds::State::kHealthy,
+               std::move(why));
+  }
+  ScheduleLocked();
+}
+
+void HealthPoller::ScheduleLocked() {
+  timer_ = event_engine_->RunAfter(
+      std::chrono::milliseconds(params_.interval.millis()),
+      [self = Ref(DEBUG_LOCATION, "Timer")]() mutable {
+        grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+        grpc_core::ExecCtx exec_ctx;
+        HealthPoller* poller = self.get();
+        RunOnWorkSerializer(poller->serializer_, [self]() {
+          self->timer_.reset();
+          self->CheckLocked();
+        });
+      });
+}
+
+}  // namespace lbkit::policies
