@@ -17,10 +17,12 @@ PACKAGES=(
   build-essential cmake pkg-config dpkg-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
+  # the admin server (lbkit::AdminServer)
+  libcivetweb-dev
   # benchmarks: the sidecar model and the charts
   nginx-light haproxy python3-matplotlib
   # tools the tests and scripts use
-  procps psmisc python3
+  procps psmisc python3 curl
 )
 
 need_install=()

@@ -2,7 +2,16 @@
 
 #include <atomic>
 
+#include <cstdlib>
+
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
+
 #include "absl/base/call_once.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
 #include "policies/register.h"
@@ -40,10 +49,31 @@ void DoRegister() {
   g_registered.store(true, std::memory_order_release);
 }
 
+// lbkit's trace flags, as LBKIT_TRACE names them (without "lbkit_").
+constexpr const char* kTraceFlags[] = {"round_robin", "outlier_ejection", "child_policy"};
+
+// LBKIT_TRACE=round_robin,outlier_ejection (or "all") turns lbkit's decision
+// logs on; gRPC's GRPC_TRACE=lbkit_round_robin,... does the same.
+void EnableTracesFromEnvironment() {
+  const char* env = std::getenv("LBKIT_TRACE");
+  if (env == nullptr || *env == '\0') return;
+  for (absl::string_view name : absl::StrSplit(env, ',', absl::SkipWhitespace())) {
+    name = absl::StripAsciiWhitespace(name);
+    if (name == "all") {
+      for (const char* flag : kTraceFlags) grpc_tracer_set_enabled(absl::StrCat("lbkit_", flag).c_str(), 1);
+    } else if (!grpc_tracer_set_enabled(absl::StrCat("lbkit_", name).c_str(), 1)) {
+      gpr_log(GPR_ERROR, "LBKIT_TRACE: unknown trace \"%s\" (known: all, %s)",
+              std::string(name).c_str(), absl::StrJoin(kTraceFlags, ", ").c_str());
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status RegisterAll() {
   absl::call_once(g_register_once, DoRegister);
+  static absl::once_flag traces;
+  absl::call_once(traces, EnableTracesFromEnvironment);
   return *g_register_status;
 }
 

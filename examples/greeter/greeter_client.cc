@@ -41,6 +41,7 @@
 #include "greeter.grpc.pb.h"
 #include "lbkit/channel.h"
 #include "lbkit/lbkit.h"
+#include "lbkit/stats.h"
 #include "status_codes.h"
 
 ABSL_FLAG(std::string, target, "",
@@ -69,6 +70,13 @@ ABSL_FLAG(int32_t, timeline_ms, 0,
           "If > 0, the JSON report has a timeline: RPCs finished per backend and failed, "
           "in buckets of this many milliseconds from the start of the measurement "
           "(wall-clock start in start_unix_ms, to line up with outside events).");
+ABSL_FLAG(int32_t, admin_port, -1,
+          "If >= 0, serve lbkit's /metrics and /lbkit/state on 127.0.0.1:PORT (0 picks "
+          "a port) while running.");
+ABSL_FLAG(bool, print_state, false,
+          "After the run, print lbkit::DumpState() (where every call went) to stderr.");
+ABSL_FLAG(bool, print_metrics, false,
+          "After the run, print lbkit::PrometheusText() to stderr.");
 ABSL_FLAG(bool, json, false, "Print the report as one JSON object on stdout.");
 ABSL_FLAG(bool, print_errors, false,
           "Log the first few distinct error messages of the measured RPCs to stderr.");
@@ -514,6 +522,18 @@ int Main() {
       lbkit::CreateChannel(options.target, grpc::InsecureChannelCredentials(), args);
   std::unique_ptr<Greeter::Stub> stub = Greeter::NewStub(channel);
 
+  std::unique_ptr<lbkit::AdminServer> admin;
+  if (const int port = absl::GetFlag(FLAGS_admin_port); port >= 0) {
+    auto started = lbkit::AdminServer::Start(port);
+    if (!started.ok()) {
+      Log(started.status().ToString());
+      return 1;
+    }
+    admin = *std::move(started);
+    Log(absl::StrCat("admin server on http://127.0.0.1:", admin->port(),
+                     "/metrics and /lbkit/state"));
+  }
+
   WarmUp(*channel, *stub, options);
   std::vector<RpcResult> results;
   double cpu_us = 0;
@@ -542,6 +562,8 @@ int Main() {
   }
 
   if (options.print_errors) PrintErrors(report);
+  if (absl::GetFlag(FLAGS_print_state)) absl::FPrintF(stderr, "%s\n", lbkit::DumpState());
+  if (absl::GetFlag(FLAGS_print_metrics)) absl::FPrintF(stderr, "%s", lbkit::PrometheusText());
   if (options.json) {
     absl::PrintF("%s\n", ToJson(report));
   } else {

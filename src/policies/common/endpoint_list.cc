@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/endpoint_attributes.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 
 namespace lbkit::policies {
@@ -48,11 +49,24 @@ class Endpoint::Watcher
 // Endpoint
 //
 
+namespace {
+
+std::shared_ptr<stats::EndpointStats> MakeEndpointStats(const grpc_core::ServerAddress& address,
+                                                        const std::string& text) {
+  const EndpointAttributes* attrs = GetEndpointAttributes(address);
+  if (attrs == nullptr) return std::make_shared<stats::EndpointStats>(text, "", std::map<std::string, std::string>{}, 1);
+  return std::make_shared<stats::EndpointStats>(text, attrs->locality.ToString(), attrs->labels,
+                                                attrs->weight);
+}
+
+}  // namespace
+
 Endpoint::Endpoint(EndpointList* list, grpc_core::ServerAddress address,
                    std::string address_text)
     : list_(list),
       address_(std::move(address)),
-      address_text_(std::move(address_text)) {}
+      address_text_(std::move(address_text)),
+      stats_(MakeEndpointStats(address_, address_text_)) {}
 
 Endpoint::~Endpoint() = default;
 
@@ -71,6 +85,7 @@ void Endpoint::StartWatchingLocked(const grpc_core::ChannelArgs& args) {
   watcher_ = watcher.get();
   subchannel_->WatchConnectivityState(std::move(watcher));
   if (list_ != nullptr && list_->polling_.has_value()) {
+    stats_->SetHealth(stats::Health::kUnknown);
     poller_ = grpc_core::MakeOrphanable<HealthPoller>(
         address_text_, *list_->polling_, list_->work_serializer_,
         list_->helper_->GetEventEngine(), [self = Ref()](bool healthy, absl::Status why) {
@@ -116,6 +131,7 @@ void Endpoint::OnHealthLocked(bool healthy, absl::Status why) {
   health_ = healthy ? algorithms::HealthThresholds::State::kHealthy
                     : algorithms::HealthThresholds::State::kUnhealthy;
   health_status_ = std::move(why);
+  stats_->SetHealth(healthy ? stats::Health::kHealthy : stats::Health::kUnhealthy);
   if (!healthy) {
     gpr_log(GPR_INFO, "%s: %s is unhealthy: %s", list_->policy_name_.c_str(),
             address_text_.c_str(), health_status_.ToString().c_str());
@@ -148,6 +164,7 @@ void Endpoint::UpdateLogicalStateLocked() {
   if (logical == state_) return;
   const grpc_connectivity_state old_state = state_;
   state_ = logical;
+  stats_->SetConnectivity(logical);
   list_->OnEndpointStateChangeLocked(this, old_state, logical);
 }
 

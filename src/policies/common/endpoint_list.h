@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "algorithms/peak_ewma.h"
 #include "policies/common/health_check.h"
+#include "stats/stats.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/gprpp/ref_counted.h"
@@ -68,6 +69,9 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   grpc_connectivity_state state() const { return state_; }
   // With healthCheck "poll": the poller's verdict. Always kUnknown otherwise.
   algorithms::HealthThresholds::State health() const { return health_; }
+  // What lbkit::DumpState() and the metrics show of this endpoint; pickers
+  // count picks and calls into it.
+  const std::shared_ptr<stats::EndpointStats>& stats() const { return stats_; }
   // Why the endpoint last went to TRANSIENT_FAILURE.
   const absl::Status& last_failure() const { return last_failure_; }
 
@@ -106,6 +110,7 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   absl::Status last_failure_;
   std::atomic<int64_t> in_flight_{0};
   algorithms::PeakEwma latency_;
+  std::shared_ptr<stats::EndpointStats> stats_;
 };
 
 class EndpointList {

@@ -74,7 +74,10 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker {
       e = ready_[algorithms::UniformIndex(ready_.size())];
       hash = algorithms::ThreadRandom();
     }
-    if (!bounded_.has_value()) return LoadBalancingPolicy::PickResult::Complete(subchannels_[e]);
+    if (!bounded_.has_value()) {
+      return LoadBalancingPolicy::PickResult::Complete(
+          subchannels_[e], stats::CountCall(endpoints_[e]->stats(), nullptr));
+    }
     const size_t c = bounded_->Choose(
         *hash, candidate_of_[e], total_in_flight_->load(std::memory_order_relaxed),
         [this](size_t c) {
@@ -82,7 +85,9 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker {
         });
     e = ready_[c];
     return LoadBalancingPolicy::PickResult::Complete(
-        subchannels_[e], std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_));
+        subchannels_[e],
+        stats::CountCall(endpoints_[e]->stats(),
+                         std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
   }
 
  private:

@@ -3,17 +3,22 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "policies/common/policy_factory.h"
 
 namespace lbkit::policies {
 
 LeafPolicy::LeafPolicy(Args args, absl::string_view policy_name)
     : LoadBalancingPolicy(std::move(args)),
       policy_name_(policy_name),
+      stats_(stats::PolicyStats::Register(std::string(policy_name), /*counts_calls=*/true)),
       endpoints_(policy_name, channel_control_helper(), interested_parties(),
                  work_serializer(), this) {}
 
 absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
+  stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
+  if (args.config != nullptr) stats_->SetConfigJson(ConfigJson(args.config.get()));
   if (!args.addresses.ok()) {
+    stats_->CountResolverError(args.addresses.status().ToString());
     // Keep serving the endpoints we have; with none, the resolver's error is
     // the best explanation for failing RPCs.
     if (endpoints_.size() == 0) {
@@ -34,6 +39,9 @@ absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
                                         ? *health
                                         : absl::nullopt);
   endpoints_.UpdateLocked(*args.addresses, channel_args);
+  std::vector<std::shared_ptr<stats::EndpointStats>> listed;
+  for (const auto& e : endpoints_.endpoints()) listed.push_back(e->stats());
+  stats_->SetEndpoints(std::move(listed));
   OnEndpointsUpdatedLocked();
   if (endpoints_.size() == 0) {
     absl::Status status = absl::UnavailableError(absl::StrCat(
@@ -51,6 +59,12 @@ void LeafPolicy::OnEndpointsChangedLocked() {
   UpdatePickerLocked(/*force=*/false);
 }
 
+void LeafPolicy::PublishLocked(grpc_connectivity_state state, const absl::Status& status,
+                               std::unique_ptr<SubchannelPicker> picker) {
+  stats_->CountPickerUpdate();
+  channel_control_helper()->UpdateState(state, status, std::move(picker));
+}
+
 void LeafPolicy::ShutdownLocked() {
   shutdown_ = true;
   endpoints_.ShutdownLocked();
@@ -59,9 +73,8 @@ void LeafPolicy::ShutdownLocked() {
 void LeafPolicy::ReportTransientFailureLocked(absl::Status status) {
   last_state_ = GRPC_CHANNEL_TRANSIENT_FAILURE;
   last_ready_.clear();
-  channel_control_helper()->UpdateState(
-      GRPC_CHANNEL_TRANSIENT_FAILURE, status,
-      std::make_unique<TransientFailurePicker>(status));
+  PublishLocked(GRPC_CHANNEL_TRANSIENT_FAILURE, status,
+                std::make_unique<TransientFailurePicker>(status));
 }
 
 void LeafPolicy::UpdatePickerLocked(bool force) {
@@ -83,23 +96,19 @@ void LeafPolicy::UpdatePickerLocked(bool force) {
   last_ready_ = std::move(ready_subchannels);
   switch (state) {
     case GRPC_CHANNEL_READY:
-      channel_control_helper()->UpdateState(GRPC_CHANNEL_READY,
-                                            absl::OkStatus(),
-                                            MakeReadyPicker(ready));
+      PublishLocked(GRPC_CHANNEL_READY, absl::OkStatus(), MakeReadyPicker(ready));
       break;
     case GRPC_CHANNEL_CONNECTING:
-      channel_control_helper()->UpdateState(
-          GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
-          std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
+      PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
+                    std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
       break;
     default: {
       absl::Status status = absl::UnavailableError(absl::StrCat(
           policy_name_, ": connections to all ", endpoints_.size(),
           " endpoints failing; last error: ",
           endpoints_.last_failure().ToString()));
-      channel_control_helper()->UpdateState(
-          GRPC_CHANNEL_TRANSIENT_FAILURE, status,
-          std::make_unique<TransientFailurePicker>(status));
+      PublishLocked(GRPC_CHANNEL_TRANSIENT_FAILURE, status,
+                    std::make_unique<TransientFailurePicker>(status));
       break;
     }
   }

@@ -56,14 +56,18 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
       const std::vector<Endpoint*>& ready) = 0;
 
   const EndpointList& endpoints() const { return endpoints_; }
+  stats::PolicyStats& policy_stats() { return *stats_; }
 
  private:
   void ShutdownLocked() final;
   void ReportTransientFailureLocked(absl::Status status);
+  void PublishLocked(grpc_connectivity_state state, const absl::Status& status,
+                     std::unique_ptr<SubchannelPicker> picker);
   // Publishes a picker if the state or the READY set changed, or `force`.
   void UpdatePickerLocked(bool force);
 
   const std::string policy_name_;
+  const std::shared_ptr<stats::PolicyStats> stats_;
   EndpointList endpoints_;
   bool shutdown_ = false;
   // What the last published picker was built from. Compared by subchannel,

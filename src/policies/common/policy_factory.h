@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/json/json.h"
@@ -25,11 +26,22 @@
 
 namespace lbkit::policies {
 
-template <typename Params>
-class ParamsConfig : public grpc_core::LoadBalancingPolicy::Config {
+// Every lbkit policy's config keeps the JSON it was parsed from, for
+// lbkit::DumpState().
+class JsonConfig : public grpc_core::LoadBalancingPolicy::Config {
  public:
-  ParamsConfig(absl::string_view name, Params params)
-      : name_(name), params_(std::move(params)) {}
+  explicit JsonConfig(std::string json) : json_(std::move(json)) {}
+  const std::string& json() const { return json_; }
+
+ private:
+  std::string json_;
+};
+
+template <typename Params>
+class ParamsConfig : public JsonConfig {
+ public:
+  ParamsConfig(absl::string_view name, Params params, std::string json)
+      : JsonConfig(std::move(json)), name_(name), params_(std::move(params)) {}
   absl::string_view name() const override { return name_; }
   const Params& params() const { return params_; }
 
@@ -37,6 +49,20 @@ class ParamsConfig : public grpc_core::LoadBalancingPolicy::Config {
   absl::string_view name_;  // a policy-name constant
   Params params_;
 };
+
+// The channel's target URI, as the stats show it: the client channel passes
+// it down in its args; the authority when it is not there.
+inline std::string ChannelTarget(const grpc_core::ChannelArgs& args,
+                                 grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper) {
+  if (auto uri = args.GetString("grpc.server_uri"); uri.has_value()) return std::string(*uri);
+  return std::string(helper->GetAuthority());
+}
+
+// The JSON of a config an lbkit factory made ("{}" for anything else).
+inline std::string ConfigJson(const grpc_core::LoadBalancingPolicy::Config* config) {
+  if (config == nullptr || !absl::StartsWith(config->name(), "lbkit_")) return "{}";
+  return static_cast<const JsonConfig*>(config)->json();
+}
 
 // The parsed params of a config this policy's factory made.
 template <typename Params>
@@ -62,7 +88,8 @@ class ParamsPolicyFactory : public grpc_core::LoadBalancingPolicyFactory {
   ParseLoadBalancingConfig(const grpc_core::Json& json) const override {
     auto params = grpc_core::LoadFromJson<Params>(json, grpc_core::JsonArgs(), error_prefix_);
     if (!params.ok()) return params.status();
-    return grpc_core::MakeRefCounted<ParamsConfig<Params>>(name_, *std::move(params));
+    return grpc_core::MakeRefCounted<ParamsConfig<Params>>(name_, *std::move(params),
+                                                           json.Dump());
   }
 
  private:

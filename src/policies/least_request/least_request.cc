@@ -189,7 +189,8 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker {
     entry.endpoint->in_flight().fetch_add(1, std::memory_order_relaxed);
     return LoadBalancingPolicy::PickResult::Complete(
         entry.subchannel,
-        std::make_unique<CallTracker>(entry.endpoint->Ref(), peak_ewma_));
+        stats::CountCall(entry.endpoint->stats(),
+                         std::make_unique<CallTracker>(entry.endpoint->Ref(), peak_ewma_)));
   }
 
  private:

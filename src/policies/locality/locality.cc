@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +21,7 @@
 #include "policies/common/child_policy.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
+#include "stats/stats.h"
 #include "src/core/lib/gprpp/validation_errors.h"
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/json/json_args.h"
@@ -279,7 +281,10 @@ class LocalityPicker : public LoadBalancingPolicy::SubchannelPicker {
 
 class LocalityPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
  public:
-  explicit LocalityPolicy(Args args) : LoadBalancingPolicy(std::move(args)) {}
+  explicit LocalityPolicy(Args args)
+      : LoadBalancingPolicy(std::move(args)),
+        stats_(stats::PolicyStats::Register(std::string(kLocalityPolicyName),
+                                            /*counts_calls=*/false)) {}
 
   absl::string_view name() const override { return kLocalityPolicyName; }
 
@@ -307,12 +312,35 @@ class LocalityPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   }
 
   void ReportTransientFailureLocked(absl::Status status) {
-    channel_control_helper()->UpdateState(GRPC_CHANNEL_TRANSIENT_FAILURE, status,
-                                          std::make_unique<TransientFailurePicker>(status));
+    PublishLocked(GRPC_CHANNEL_TRANSIENT_FAILURE, status,
+                  std::make_unique<TransientFailurePicker>(status));
   }
 
   void UpdatePickerLocked();
+  // The levels and localities as lbkit::DumpState() shows them.
+  std::string DetailJson(const algorithms::PriorityLoad& load) const {
+    std::vector<std::string> levels, groups;
+    for (size_t p = 0; p < load.percent.size(); ++p) {
+      levels.push_back(absl::StrCat("{\"priority\":", p, ",\"percent\":", load.percent[p],
+                                    ",\"panic\":", load.panic[p] ? "true" : "false", "}"));
+    }
+    for (const auto& [key, group] : groups_) {
+      groups.push_back(absl::StrCat(
+          "{\"locality\":\"", absl::CEscape(group.child->name()), "\",\"priority\":",
+          group.priority, ",\"ready\":", group.child->ready(), ",\"total\":",
+          group.child->total(), ",\"weight\":", group.weight, "}"));
+    }
+    return absl::StrCat("{\"levels\":[", absl::StrJoin(levels, ","), "],\"localities\":[",
+                        absl::StrJoin(groups, ","), "]}");
+  }
 
+  void PublishLocked(grpc_connectivity_state state, const absl::Status& status,
+                     std::unique_ptr<SubchannelPicker> picker) {
+    stats_->CountPickerUpdate();
+    channel_control_helper()->UpdateState(state, status, std::move(picker));
+  }
+
+  const std::shared_ptr<stats::PolicyStats> stats_;
   RefCountedPtr<Config> config_;
   bool distributing_ = false;
   std::map<std::string, Group> groups_;  // by "<label priority>|<locality>"
@@ -324,7 +352,10 @@ absl::Status LocalityPolicy::UpdateLocked(UpdateArgs args) {
   if (shutdown_) return absl::OkStatus();
   if (args.config != nullptr) config_ = std::move(args.config);
   const LocalityParams& params = ParamsOf<LocalityParams>(*config_);
+  stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
+  stats_->SetConfigJson(ConfigJson(config_.get()));
   if (!args.addresses.ok()) {
+    stats_->CountResolverError(args.addresses.status().ToString());
     // Keep what we have; with nothing, the resolver's error explains.
     if (groups_.empty()) ReportTransientFailureLocked(args.addresses.status());
     return args.addresses.status();
@@ -450,9 +481,8 @@ void LocalityPolicy::UpdatePickerLocked() {
   }
   if (!any_ready) {
     if (any_connecting) {
-      channel_control_helper()->UpdateState(
-          GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
-          std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
+      PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
+                    std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
     } else {
       ReportTransientFailureLocked(absl::UnavailableError(absl::StrCat(
           kLocalityPolicyName, ": every locality is failing; last error: ",
@@ -499,9 +529,8 @@ void LocalityPolicy::UpdatePickerLocked() {
   if (levels.empty()) {
     // READY children but no level with load and a picker: cannot happen
     // with consistent counts; queue rather than fail.
-    channel_control_helper()->UpdateState(
-        GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
-        std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
+    PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
+                  std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
     return;
   }
   // Shares of levels skipped above go to the others in proportion: the
@@ -511,8 +540,9 @@ void LocalityPolicy::UpdatePickerLocked() {
     for (Level& level : levels) level.cumulative_percent = level.cumulative_percent * 100 / top;
     levels.back().cumulative_percent = 100;
   }
-  channel_control_helper()->UpdateState(GRPC_CHANNEL_READY, absl::OkStatus(),
-                                        std::make_unique<LocalityPicker>(std::move(levels)));
+  stats_->SetDetailJson(DetailJson(load));
+  PublishLocked(GRPC_CHANNEL_READY, absl::OkStatus(),
+                std::make_unique<LocalityPicker>(std::move(levels)));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
+#include "stats/stats.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 #include "src/core/lib/channel/status_util.h"
 #include "src/core/lib/debug/trace.h"
@@ -229,9 +230,14 @@ struct Classifier : public grpc_core::RefCounted<Classifier> {
 class EjectingWatcher;
 
 struct EndpointState : public grpc_core::RefCounted<EndpointState> {
-  explicit EndpointState(std::string address_text) : address(std::move(address_text)) {}
+  explicit EndpointState(std::string address_text)
+      : address(std::move(address_text)),
+        stats(std::make_shared<stats::EndpointStats>(address, "",
+                                                     std::map<std::string, std::string>{}, 1)) {}
 
   const std::string address;
+  // Its ejection as lbkit::DumpState() and the metrics show it.
+  const std::shared_ptr<stats::EndpointStats> stats;
   algorithms::OutlierCounters counters;  // any thread
   // WorkSerializer only:
   bool ejected = false;
@@ -412,7 +418,9 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   explicit OutlierPolicy(Args args)
       : LoadBalancingPolicy(std::move(args)),
         link_(grpc_core::MakeRefCounted<PolicyLink>(this, work_serializer())),
-        helper_(this) {}
+        helper_(this),
+        stats_(stats::PolicyStats::Register(std::string(kOutlierEjectionPolicyName),
+                                            /*counts_calls=*/false)) {}
 
   absl::string_view name() const override { return kOutlierEjectionPolicyName; }
 
@@ -498,6 +506,7 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
 
   RefCountedPtr<PolicyLink> link_;
   Helper helper_;
+  const std::shared_ptr<stats::PolicyStats> stats_;
   RefCountedPtr<Config> config_;
   RefCountedPtr<Classifier> classifier_;
   grpc_core::OrphanablePtr<ChildPolicy> child_;
@@ -539,6 +548,8 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
   if (shutdown_) return absl::OkStatus();
   if (args.config != nullptr) config_ = std::move(args.config);
   const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+  stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
+  stats_->SetConfigJson(ConfigJson(config_.get()));
   auto classifier = grpc_core::MakeRefCounted<Classifier>();
   classifier->config = params.config;
   classifier->error_codes = params.error_codes;
@@ -557,6 +568,11 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
       }
     }
     for (const auto& address : *args.addresses) StateFor(address);
+    std::vector<std::shared_ptr<stats::EndpointStats>> listed;
+    for (const auto& [key, state] : states_) listed.push_back(state->stats);
+    stats_->SetEndpoints(std::move(listed));
+  } else {
+    stats_->CountResolverError(args.addresses.status().ToString());
   }
   if (child_ == nullptr) {
     child_ = grpc_core::MakeOrphanable<ChildPolicy>(
@@ -587,6 +603,7 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
 
 void OutlierPolicy::UpdatePickerLocked() {
   if (shutdown_ || child_ == nullptr || child_->picker() == nullptr) return;
+  stats_->CountPickerUpdate();
   channel_control_helper()->UpdateState(
       child_->state(), child_->status(),
       std::make_unique<OutlierPicker>(child_->picker(), classifier_, link_));
@@ -612,6 +629,13 @@ void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view rea
   gpr_log(GPR_INFO, "lbkit_outlier_ejection: ejected %s for %lld ms (%s; ejection %u)",
           state->address.c_str(), static_cast<long long>(ms), std::string(reason).c_str(),
           state->times_ejected);
+  state->stats->SetEjected(
+      true,
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+              .count() +
+          ms,
+      state->times_ejected);
   CancelTimer(&state->uneject_timer);
   state->uneject_timer = RunAfterLocked(
       Duration::Milliseconds(ms), [s = RefCountedPtr<EndpointState>(state->Ref())](
@@ -626,6 +650,7 @@ void OutlierPolicy::UnejectLocked(EndpointState* state) {
   if (!state->ejected) return;
   state->ejected = false;
   state->counters.Reset();
+  state->stats->SetEjected(false, 0, state->times_ejected);
   gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s is back", state->address.c_str());
   const std::vector<EjectingWatcher*> watchers(state->watchers.begin(), state->watchers.end());
   for (EjectingWatcher* w : watchers) w->Uneject();

@@ -68,18 +68,21 @@ struct RoundRobinParams {
 class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker {
  public:
   RoundRobinPicker(std::vector<RefCountedPtr<SubchannelInterface>> subchannels,
-                   size_t start)
+                   std::vector<std::shared_ptr<stats::EndpointStats>> stats, size_t start)
       : subchannels_(std::move(subchannels)),
+        stats_(std::move(stats)),
         cursor_(subchannels_.size(), start) {}
 
   LoadBalancingPolicy::PickResult Pick(
       LoadBalancingPolicy::PickArgs /*args*/) override {
-    return LoadBalancingPolicy::PickResult::Complete(
-        subchannels_[cursor_.Next()]);
+    const size_t i = cursor_.Next();
+    return LoadBalancingPolicy::PickResult::Complete(subchannels_[i],
+                                                     stats::CountCall(stats_[i], nullptr));
   }
 
  private:
   const std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;
+  const std::vector<std::shared_ptr<stats::EndpointStats>> stats_;
   algorithms::RoundRobinCursor cursor_;
 };
 
@@ -102,14 +105,18 @@ class RoundRobin : public LeafPolicy {
   std::unique_ptr<SubchannelPicker> MakeReadyPicker(
       const std::vector<Endpoint*>& ready) override {
     std::vector<RefCountedPtr<SubchannelInterface>> subchannels;
+    std::vector<std::shared_ptr<stats::EndpointStats>> stats;
     subchannels.reserve(ready.size());
-    for (Endpoint* endpoint : ready) subchannels.push_back(endpoint->subchannel());
+    for (Endpoint* endpoint : ready) {
+      subchannels.push_back(endpoint->subchannel());
+      stats.push_back(endpoint->stats());
+    }
     const size_t start = absl::Uniform<size_t>(bitgen_, 0, ready.size());
     if (GRPC_TRACE_FLAG_ENABLED(g_trace)) {
       gpr_log(GPR_INFO, "[lbkit_round_robin %p] READY: %zu of %zu endpoints usable",
               this, ready.size(), endpoints().size());
     }
-    return std::make_unique<RoundRobinPicker>(std::move(subchannels), start);
+    return std::make_unique<RoundRobinPicker>(std::move(subchannels), std::move(stats), start);
   }
 
   absl::BitGen bitgen_;

@@ -1,0 +1,397 @@
+#include "stats/stats.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "src/core/lib/channel/status_util.h"
+
+namespace lbkit::stats {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+//
+// Registry
+//
+
+struct Registry {
+  std::mutex mu;
+  uint64_t next_id = 1;
+  // Weak: a policy's stats leave the registry when the policy drops them.
+  std::vector<std::weak_ptr<PolicyStats>> policies;
+};
+
+Registry& GetRegistry() {
+  static Registry* registry = new Registry();
+  return *registry;
+}
+
+//
+// The call tracker and its per-thread pool
+//
+
+class CallCounter final : public grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface {
+ public:
+  CallCounter(std::shared_ptr<EndpointStats> endpoint,
+              std::unique_ptr<SubchannelCallTrackerInterface> inner)
+      : endpoint_(std::move(endpoint)), inner_(std::move(inner)) {}
+
+  ~CallCounter() override {
+    if (started_ && !finished_) endpoint_->CallAbandoned();
+  }
+
+  void Start() override {
+    started_ = true;
+    start_ns_ = NowNs();
+    endpoint_->CallStarted();
+    if (inner_ != nullptr) inner_->Start();
+  }
+
+  void Finish(FinishArgs args) override {
+    const int code = static_cast<int>(args.status.code());
+    if (inner_ != nullptr) inner_->Finish(std::move(args));
+    if (started_) {
+      finished_ = true;
+      endpoint_->CallFinished(code, NowNs() - start_ns_);
+    }
+  }
+
+  // Pooled: a call tracker per call must not cost an allocation.
+  static void* operator new(size_t size);
+  static void operator delete(void* p);
+
+ private:
+  std::shared_ptr<EndpointStats> endpoint_;
+  std::unique_ptr<SubchannelCallTrackerInterface> inner_;
+  int64_t start_ns_ = 0;
+  bool started_ = false;
+  bool finished_ = false;
+};
+
+// Trackers freed on a thread go to that thread's list, up to a cap; the
+// channel frees them on its own threads, which then reuse them.
+struct FreeList {
+  struct Node {
+    Node* next;
+  };
+  static constexpr size_t kCap = 4096;
+  Node* head = nullptr;
+  size_t size = 0;
+  ~FreeList() {
+    while (head != nullptr) {
+      Node* n = head;
+      head = n->next;
+      ::operator delete(n);
+    }
+  }
+};
+thread_local FreeList free_list;
+
+void* CallCounter::operator new(size_t size) {
+  static_assert(sizeof(CallCounter) >= sizeof(FreeList::Node));
+  if (size == sizeof(CallCounter) && free_list.head != nullptr) {
+    FreeList::Node* n = free_list.head;
+    free_list.head = n->next;
+    --free_list.size;
+    return n;
+  }
+  return ::operator new(size);
+}
+
+void CallCounter::operator delete(void* p) {
+  if (p == nullptr) return;
+  if (free_list.size < FreeList::kCap) {
+    auto* n = static_cast<FreeList::Node*>(p);
+    n->next = free_list.head;
+    free_list.head = n;
+    ++free_list.size;
+    return;
+  }
+  ::operator delete(p);
+}
+
+//
+// Output helpers
+//
+
+std::string JsonString(absl::string_view s) {
+  return absl::StrCat("\"", absl::CEscape(s), "\"");
+}
+
+// Prometheus label values: backslash, double quote and newline escaped.
+std::string PromValue(absl::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+const char* CodeName(int code) {
+  return grpc_status_code_to_string(static_cast<grpc_status_code>(code));
+}
+
+}  // namespace
+
+void EndpointStats::CallFinished(int code, int64_t duration_ns) {
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  if (code >= 0 && code < kNumStatusCodes) {
+    finished_[code].fetch_add(1, std::memory_order_relaxed);
+  }
+  const double seconds = static_cast<double>(duration_ns) * 1e-9;
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(kLatencyBounds.begin(), kLatencyBounds.end(), seconds) -
+      kLatencyBounds.begin());
+  latency_[bucket].fetch_add(1, std::memory_order_relaxed);
+  latency_sum_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, duration_ns)),
+                            std::memory_order_relaxed);
+}
+
+std::shared_ptr<PolicyStats> PolicyStats::Register(std::string policy, bool counts_calls) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::shared_ptr<PolicyStats> stats(new PolicyStats(std::move(policy), r.next_id++, counts_calls));
+  // Drop the entries of policies that are gone while here.
+  r.policies.erase(std::remove_if(r.policies.begin(), r.policies.end(),
+                                  [](const auto& w) { return w.expired(); }),
+                   r.policies.end());
+  r.policies.push_back(stats);
+  return stats;
+}
+
+PolicyStats::~PolicyStats() = default;
+
+void PolicyStats::SetTarget(std::string target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  target_ = std::move(target);
+}
+void PolicyStats::SetConfigJson(std::string json) {
+  std::lock_guard<std::mutex> lock(mu_);
+  config_json_ = std::move(json);
+}
+void PolicyStats::SetEndpoints(std::vector<std::shared_ptr<EndpointStats>> endpoints) {
+  std::lock_guard<std::mutex> lock(mu_);
+  endpoints_ = std::move(endpoints);
+}
+void PolicyStats::SetDetailJson(std::string json) {
+  std::lock_guard<std::mutex> lock(mu_);
+  detail_json_ = std::move(json);
+}
+void PolicyStats::CountResolverError(std::string error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++resolver_errors_;
+  last_resolver_error_ = std::move(error);
+}
+
+PolicyStats::Snapshot PolicyStats::Read() const {
+  Snapshot s;
+  s.id = id;
+  s.counts_calls = counts_calls;
+  s.policy = policy_;
+  s.picker_updates = picker_updates_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mu_);
+  s.target = target_;
+  s.config_json = config_json_;
+  s.detail_json = detail_json_;
+  s.last_resolver_error = last_resolver_error_;
+  s.resolver_errors = resolver_errors_;
+  s.endpoints = endpoints_;
+  return s;
+}
+
+std::vector<PolicyStats::Snapshot> PolicyStats::ReadAll() {
+  std::vector<std::shared_ptr<PolicyStats>> live;
+  {
+    Registry& r = GetRegistry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (const auto& w : r.policies) {
+      if (auto p = w.lock()) live.push_back(std::move(p));
+    }
+  }
+  std::vector<Snapshot> out;
+  out.reserve(live.size());
+  for (const auto& p : live) out.push_back(p->Read());
+  return out;
+}
+
+std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> CountCall(
+    std::shared_ptr<EndpointStats> endpoint,
+    std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> inner) {
+  endpoint->CountPick();
+  return std::make_unique<CallCounter>(std::move(endpoint), std::move(inner));
+}
+
+const char* ConnectivityName(grpc_connectivity_state state) {
+  switch (state) {
+    case GRPC_CHANNEL_IDLE: return "IDLE";
+    case GRPC_CHANNEL_CONNECTING: return "CONNECTING";
+    case GRPC_CHANNEL_READY: return "READY";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE: return "TRANSIENT_FAILURE";
+    case GRPC_CHANNEL_SHUTDOWN: return "SHUTDOWN";
+  }
+  return "UNKNOWN";
+}
+
+const char* HealthName(Health health) {
+  switch (health) {
+    case Health::kNotChecked: return "NOT_CHECKED";
+    case Health::kUnknown: return "UNKNOWN";
+    case Health::kHealthy: return "HEALTHY";
+    case Health::kUnhealthy: return "UNHEALTHY";
+  }
+  return "UNKNOWN";
+}
+
+std::string DumpJson() {
+  std::vector<std::string> policies;
+  for (const PolicyStats::Snapshot& p : PolicyStats::ReadAll()) {
+    std::vector<std::string> endpoints;
+    for (const auto& e : p.endpoints) {
+      std::vector<std::string> labels, codes, buckets;
+      for (const auto& [k, v] : e->labels()) labels.push_back(JsonString(k) + ":" + JsonString(v));
+      uint64_t finished = 0;
+      for (int c = 0; c < kNumStatusCodes; ++c) {
+        if (e->finished(c) > 0) codes.push_back(absl::StrCat(JsonString(CodeName(c)), ":", e->finished(c)));
+        finished += e->finished(c);
+      }
+      for (size_t b = 0; b <= kLatencyBounds.size(); ++b) buckets.push_back(absl::StrCat(e->latency_bucket(b)));
+      std::string ejected = "null";
+      if (e->ejected()) {
+        ejected = absl::StrCat("{\"until_unix_ms\":", e->ejected_until_unix_ms(),
+                               ",\"times\":", e->times_ejected(), "}");
+      }
+      endpoints.push_back(absl::StrCat(
+          "{\"address\":", JsonString(e->address()), ",\"locality\":", JsonString(e->locality()),
+          ",\"labels\":{", absl::StrJoin(labels, ","), "},\"weight\":", e->weight(),
+          ",\"state\":", JsonString(ConnectivityName(e->connectivity())),
+          ",\"health\":", JsonString(HealthName(e->health())), ",\"ejected\":", ejected,
+          ",\"picks\":", e->picks(), ",\"in_flight\":", e->in_flight(),
+          ",\"finished\":", finished, ",\"by_code\":{", absl::StrJoin(codes, ","),
+          "},\"latency\":{\"bounds_seconds\":[", absl::StrJoin(kLatencyBounds, ","),
+          "],\"counts\":[", absl::StrJoin(buckets, ","), "],\"sum_seconds\":",
+          absl::StrFormat("%.6f", e->latency_sum_ns() * 1e-9), "}}"));
+    }
+    policies.push_back(absl::StrCat(
+        "{\"id\":", p.id, ",\"policy\":", JsonString(p.policy), ",\"target\":",
+        JsonString(p.target), ",\"config\":", p.config_json.empty() ? "null" : p.config_json,
+        ",\"picker_updates\":", p.picker_updates, ",\"resolver_errors\":", p.resolver_errors,
+        ",\"last_resolver_error\":",
+        p.last_resolver_error.empty() ? "null" : JsonString(p.last_resolver_error),
+        ",\"detail\":", p.detail_json, ",\"endpoints\":[", absl::StrJoin(endpoints, ","), "]}"));
+  }
+  return absl::StrCat("{\"policies\":[", absl::StrJoin(policies, ","), "]}");
+}
+
+std::string Prometheus() {
+  const std::vector<PolicyStats::Snapshot> all = PolicyStats::ReadAll();
+  std::string out;
+  // Call counts come from leaf policies; ejections from the wrapper that
+  // ejects (a parent's view of the same endpoints).
+  auto family = [&](const char* name, const char* type, const char* help,
+                    const std::function<void(const PolicyStats::Snapshot&, const EndpointStats&,
+                                             const std::string& labels)>& emit,
+                    bool from_leaves = true) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+    for (const auto& p : all) {
+      if (p.counts_calls != from_leaves) continue;
+      for (const auto& e : p.endpoints) {
+        const std::string labels = absl::StrCat(
+            "target=\"", PromValue(p.target), "\",policy=\"", PromValue(p.policy),
+            "\",endpoint=\"", PromValue(e->address()), "\",locality=\"",
+            PromValue(e->locality()), "\"");
+        emit(p, *e, labels);
+      }
+    }
+  };
+  family("lbkit_endpoint_picks_total", "counter", "Calls a picker sent to the endpoint.",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           absl::StrAppend(&out, "lbkit_endpoint_picks_total{", l, "} ", e.picks(), "\n");
+         });
+  family("lbkit_endpoint_requests_total", "counter",
+         "Calls to the endpoint that finished, by gRPC status code.",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           for (int c = 0; c < kNumStatusCodes; ++c) {
+             if (e.finished(c) == 0 && c != 0) continue;
+             absl::StrAppend(&out, "lbkit_endpoint_requests_total{", l, ",code=\"", CodeName(c),
+                             "\"} ", e.finished(c), "\n");
+           }
+         });
+  family("lbkit_endpoint_in_flight", "gauge", "Calls to the endpoint started and not finished.",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           absl::StrAppend(&out, "lbkit_endpoint_in_flight{", l, "} ", e.in_flight(), "\n");
+         });
+  family("lbkit_endpoint_ready", "gauge",
+         "1 when the endpoint can take calls (connected and, if checked, healthy).",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           absl::StrAppend(&out, "lbkit_endpoint_ready{", l, "} ",
+                           e.connectivity() == GRPC_CHANNEL_READY ? 1 : 0, "\n");
+         });
+  family("lbkit_endpoint_healthy", "gauge",
+         "1 healthy, 0 unhealthy or not yet checked; absent without health checks.",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           if (e.health() == Health::kNotChecked) return;
+           absl::StrAppend(&out, "lbkit_endpoint_healthy{", l, "} ",
+                           e.health() == Health::kHealthy ? 1 : 0, "\n");
+         });
+  family("lbkit_endpoint_ejected", "gauge", "1 while outlier ejection keeps the endpoint out.",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           absl::StrAppend(&out, "lbkit_endpoint_ejected{", l, "} ", e.ejected() ? 1 : 0, "\n");
+         },
+         /*from_leaves=*/false);
+  family("lbkit_request_duration_seconds", "histogram",
+         "Duration of calls to the endpoint, from start to finish.",
+         [&](const auto&, const EndpointStats& e, const std::string& l) {
+           uint64_t cumulative = 0;
+           for (size_t b = 0; b < kLatencyBounds.size(); ++b) {
+             cumulative += e.latency_bucket(b);
+             absl::StrAppend(&out, "lbkit_request_duration_seconds_bucket{", l, ",le=\"",
+                             kLatencyBounds[b], "\"} ", cumulative, "\n");
+           }
+           cumulative += e.latency_bucket(kLatencyBounds.size());
+           absl::StrAppend(&out, "lbkit_request_duration_seconds_bucket{", l, ",le=\"+Inf\"} ",
+                           cumulative, "\n");
+           absl::StrAppend(&out, "lbkit_request_duration_seconds_sum{", l, "} ",
+                           absl::StrFormat("%.9f", e.latency_sum_ns() * 1e-9), "\n");
+           absl::StrAppend(&out, "lbkit_request_duration_seconds_count{", l, "} ", cumulative,
+                           "\n");
+         });
+  absl::StrAppend(&out,
+                  "# HELP lbkit_policy_picker_updates_total Pickers a policy instance "
+                  "published.\n# TYPE lbkit_policy_picker_updates_total counter\n");
+  for (const auto& p : all) {
+    absl::StrAppend(&out, "lbkit_policy_picker_updates_total{target=\"", PromValue(p.target),
+                    "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
+                    p.picker_updates, "\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP lbkit_policy_resolver_errors_total Resolver errors a policy instance "
+                  "received.\n# TYPE lbkit_policy_resolver_errors_total counter\n");
+  for (const auto& p : all) {
+    absl::StrAppend(&out, "lbkit_policy_resolver_errors_total{target=\"", PromValue(p.target),
+                    "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
+                    p.resolver_errors, "\n");
+  }
+  return out;
+}
+
+}  // namespace lbkit::stats
