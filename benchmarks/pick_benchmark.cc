@@ -6,6 +6,10 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "stats/stats.h"
 
 #include "benchmarks/bench_main.h"
 #include "benchmarks/picker_fixtures.h"
@@ -39,7 +43,44 @@ void BM_Pick(benchmark::State& state, const PickerPolicy* policy) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// What lbkit's stats add to a call, apart from the policy's own pick: on the
+// pick path (count the pick, take the endpoint's stats, a pooled tracker),
+// and over the call (start and finish: two clock reads, the in-flight count,
+// the status code and the latency bucket). Calls rotate over `range(0)`
+// endpoints, as a picker's would.
+void BM_StatsPerCall(benchmark::State& state, bool whole_call) {
+  const int n = static_cast<int>(state.range(0));
+  static auto* endpoints = new std::map<int, std::vector<std::shared_ptr<stats::EndpointStats>>>;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int size : kSizes) {
+      for (int i = 0; i < size; ++i) {
+        (*endpoints)[size].push_back(std::make_shared<stats::EndpointStats>(
+            absl::StrCat("10.0.0.", i, ":443"), "", std::map<std::string, std::string>{}, 1));
+      }
+    }
+  });
+  const auto& list = endpoints->at(n);
+  size_t i = static_cast<size_t>(state.thread_index());
+  for (auto _ : state) {
+    auto tracker = stats::CountCall(list[i], nullptr);
+    if (whole_call) {
+      tracker->Start();
+      tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+    }
+    benchmark::DoNotOptimize(tracker);
+    if (++i == list.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void RegisterAllPickBenchmarks() {
+  for (bool whole_call : {false, true}) {
+    auto* b = benchmark::RegisterBenchmark(
+        whole_call ? "BM_StatsPerCall/whole_call" : "BM_StatsPerCall/pick_only",
+        BM_StatsPerCall, whole_call);
+    b->Arg(10)->Arg(1000)->Threads(1)->Threads(2)->UseRealTime();
+  }
   for (const PickerPolicy& policy : PickerPolicies()) {
     // Fixtures are made here, on the main thread, not inside a timed run.
     for (int n : kSizes) Fixture(policy, n);

@@ -71,9 +71,11 @@ health='"healthCheckConfig":{"serviceName":""}'
 rr_config="{\"loadBalancingConfig\":[{\"lbkit_round_robin\":{}}],$health}"
 pf_config='{"loadBalancingConfig":[{"pick_first":{}}]}'
 
-run_client() {  # config expect_backends output
-  "$client" --target="$target" --service_config="$1" --rpcs="$rpcs" \
-    --concurrency=4 --expect_backends="$2" --json >"$3"
+run_client() {  # config expect_backends output [extra flags...]
+  local config=$1 expect=$2 out=$3
+  shift 3
+  "$client" --target="$target" --service_config="$config" --rpcs="$rpcs" \
+    --concurrency=4 --expect_backends="$expect" --json "$@" >"$out"
 }
 
 echo "== $rpcs RPCs with lbkit_round_robin, then with gRPC's pick_first"
@@ -83,7 +85,8 @@ run_client "$pf_config" 1 "$work/pf.json"
 echo "== backend-b turns NOT_SERVING (SIGUSR1); $rpcs RPCs with lbkit_round_robin"
 kill -USR1 "${pid_of[backend-b]}"
 sleep 0.2
-run_client "$rr_config" 2 "$work/rr_b_down.json"
+run_client "$rr_config" 2 "$work/rr_b_down.json" --print_state --print_metrics \
+  2>"$work/rr_b_down.stderr"
 
 "$py" - "$work" "${names[@]}" <<'PY'
 import json, sys
@@ -123,5 +126,19 @@ ok = (all(abs(rr["per_backend"].get(n, 0) - rr["rpcs"] / 3) <= rr["rpcs"] * 0.02
 print("lbkit_round_robin spreads every RPC over the three backends; pick_first"
       " sends all to one;\nwith backend-b NOT_SERVING, lbkit_round_robin sends"
       " it nothing." if ok else "demo: unexpected distribution (see table)")
+
+# What lbkit itself says happened in the last run: lbkit::DumpState() and
+# lbkit::PrometheusText(), which an application serves with lbkit::AdminServer.
+lines = open(f"{work}/rr_b_down.stderr").read().splitlines()
+state = json.loads(next(l for l in lines if l.startswith('{"policies"')))
+print("\nlbkit::DumpState() after the last run (per endpoint):")
+for p in state["policies"]:
+    for e in p["endpoints"]:
+        print(f"  {p['policy']:<18} {e['address']:<18} {e['state']:<18} picks {e['picks']:>5}"
+              f"  finished {e['by_code']}")
+print("\nlbkit::PrometheusText(), lbkit_endpoint_requests_total:")
+for l in lines:
+    if l.startswith("lbkit_endpoint_requests_total{"):
+        print("  " + l)
 sys.exit(0 if ok else 1)
 PY

@@ -7,6 +7,7 @@
 
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
+#include "policies/circuit_breaker/circuit_breaker.h"
 #include "policies/least_request/least_request.h"
 #include "policies/locality/locality.h"
 #include "policies/maglev/maglev.h"
@@ -23,6 +24,7 @@ void RegisterRingHash(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterMaglev(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterLocality(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterOutlierEjection(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterCircuitBreaker(grpc_core::CoreConfiguration::Builder* builder);
 
 struct PolicyEntry {
   absl::string_view name;
@@ -37,6 +39,7 @@ inline constexpr PolicyEntry kPolicies[] = {
     {kMaglevPolicyName, RegisterMaglev},
     {kLocalityPolicyName, RegisterLocality},
     {kOutlierEjectionPolicyName, RegisterOutlierEjection},
+    {kCircuitBreakerPolicyName, RegisterCircuitBreaker},
 };
 
 }  // namespace lbkit::policies

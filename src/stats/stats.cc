@@ -209,6 +209,7 @@ PolicyStats::Snapshot PolicyStats::Read() const {
   s.counts_calls = counts_calls;
   s.policy = policy_;
   s.picker_updates = picker_updates_.load(std::memory_order_relaxed);
+  s.drops = drops_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   s.target = target_;
   s.config_json = config_json_;
@@ -294,7 +295,8 @@ std::string DumpJson() {
     policies.push_back(absl::StrCat(
         "{\"id\":", p.id, ",\"policy\":", JsonString(p.policy), ",\"target\":",
         JsonString(p.target), ",\"config\":", p.config_json.empty() ? "null" : p.config_json,
-        ",\"picker_updates\":", p.picker_updates, ",\"resolver_errors\":", p.resolver_errors,
+        ",\"picker_updates\":", p.picker_updates, ",\"drops\":", p.drops,
+        ",\"resolver_errors\":", p.resolver_errors,
         ",\"last_resolver_error\":",
         p.last_resolver_error.empty() ? "null" : JsonString(p.last_resolver_error),
         ",\"detail\":", p.detail_json, ",\"endpoints\":[", absl::StrJoin(endpoints, ","), "]}"));
@@ -382,6 +384,14 @@ std::string Prometheus() {
     absl::StrAppend(&out, "lbkit_policy_picker_updates_total{target=\"", PromValue(p.target),
                     "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
                     p.picker_updates, "\n");
+  }
+  absl::StrAppend(&out,
+                  "# HELP lbkit_policy_drops_total Calls a policy failed on purpose "
+                  "(circuit breaker overflow).\n# TYPE lbkit_policy_drops_total counter\n");
+  for (const auto& p : all) {
+    absl::StrAppend(&out, "lbkit_policy_drops_total{target=\"", PromValue(p.target),
+                    "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
+                    p.drops, "\n");
   }
   absl::StrAppend(&out,
                   "# HELP lbkit_policy_resolver_errors_total Resolver errors a policy instance "

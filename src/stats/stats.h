@@ -126,13 +126,15 @@ class PolicyStats {
   // levels); "{}" for none.
   void SetDetailJson(std::string json);
   void CountPickerUpdate() { picker_updates_.fetch_add(1, std::memory_order_relaxed); }
+  // A call the policy failed on purpose (lbkit_circuit_breaker's overflow).
+  void CountDrop() { drops_.fetch_add(1, std::memory_order_relaxed); }
   void CountResolverError(std::string error);
 
   struct Snapshot {
     uint64_t id = 0;
     bool counts_calls = false;
     std::string policy, target, config_json, detail_json, last_resolver_error;
-    uint64_t picker_updates = 0, resolver_errors = 0;
+    uint64_t picker_updates = 0, resolver_errors = 0, drops = 0;
     std::vector<std::shared_ptr<EndpointStats>> endpoints;
   };
   Snapshot Read() const;
@@ -146,6 +148,7 @@ class PolicyStats {
 
   const std::string policy_;
   std::atomic<uint64_t> picker_updates_{0};
+  std::atomic<uint64_t> drops_{0};
   mutable std::mutex mu_;
   std::string target_;
   std::string config_json_;

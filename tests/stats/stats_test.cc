@@ -146,7 +146,7 @@ TEST(Prometheus, StrictFormatAndDocumentedFamilies) {
   for (const char* f : {"lbkit_endpoint_picks_total", "lbkit_endpoint_requests_total",
                         "lbkit_endpoint_in_flight", "lbkit_endpoint_ready",
                         "lbkit_endpoint_healthy", "lbkit_endpoint_ejected",
-                        "lbkit_request_duration_seconds", "lbkit_policy_picker_updates_total",
+                        "lbkit_request_duration_seconds", "lbkit_policy_picker_updates_total", "lbkit_policy_drops_total",
                         "lbkit_policy_resolver_errors_total"}) {
     EXPECT_TRUE(families.count(f)) << f;
   }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "algorithms/locality.h"
 #include "common/endpoint_attributes.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 
@@ -55,8 +56,12 @@ std::shared_ptr<stats::EndpointStats> MakeEndpointStats(const grpc_core::ServerA
                                                         const std::string& text) {
   const EndpointAttributes* attrs = GetEndpointAttributes(address);
   if (attrs == nullptr) return std::make_shared<stats::EndpointStats>(text, "", std::map<std::string, std::string>{}, 1);
-  return std::make_shared<stats::EndpointStats>(text, attrs->locality.ToString(), attrs->labels,
-                                                attrs->weight);
+  // Istio's notation without empty trailing parts: "us-east", "us-east/a".
+  const std::string locality =
+      algorithms::LocalityName{attrs->locality.region, attrs->locality.zone,
+                               attrs->locality.sub_zone}
+          .ToString();
+  return std::make_shared<stats::EndpointStats>(text, locality, attrs->labels, attrs->weight);
 }
 
 }  // namespace
