@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "stats/stats.h"
 
@@ -30,7 +31,10 @@ ReadyPolicy& Fixture(const PickerPolicy& policy, int n) {
   return *slot;
 }
 
-void BM_Pick(benchmark::State& state, const PickerPolicy* policy) {
+// `stats`: with lbkit's call counting (the default) or without it
+// (LBKIT_STATS=0): the policy's own cost.
+void BM_Pick(benchmark::State& state, const PickerPolicy* policy, bool stats_on) {
+  stats::SetEnabled(stats_on);
   const int n = static_cast<int>(state.range(0));
   auto* picker = Fixture(*policy, n).picker();
   grpc_core::ExecCtx exec_ctx;
@@ -41,6 +45,7 @@ void BM_Pick(benchmark::State& state, const PickerPolicy* policy) {
     benchmark::DoNotOptimize(result);
   }
   state.SetItemsProcessed(state.iterations());
+  stats::SetEnabled(true);
 }
 
 // What lbkit's stats add to a call, apart from the policy's own pick: on the
@@ -84,12 +89,17 @@ void RegisterAllPickBenchmarks() {
   for (const PickerPolicy& policy : PickerPolicies()) {
     // Fixtures are made here, on the main thread, not inside a timed run.
     for (int n : kSizes) Fixture(policy, n);
-    auto* b = benchmark::RegisterBenchmark(
-        absl::StrCat("BM_Pick/", policy.label).c_str(), BM_Pick, &policy);
-    for (int n : kSizes) b->Arg(n);
-    b->Threads(1);
-    if (policy.thread_safe) b->Threads(2);
-    b->UseRealTime();
+    for (bool stats_on : {true, false}) {
+      // gRPC's own pickers do not count: one run is enough.
+      if (!stats_on && !absl::StartsWith(policy.name, "lbkit_")) continue;
+      auto* b = benchmark::RegisterBenchmark(
+          absl::StrCat(stats_on ? "BM_Pick/" : "BM_PickNoStats/", policy.label).c_str(),
+          BM_Pick, &policy, stats_on);
+      for (int n : kSizes) b->Arg(n);
+      b->Threads(1);
+      if (policy.thread_safe) b->Threads(2);
+      b->UseRealTime();
+    }
   }
 }
 

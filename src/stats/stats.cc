@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <utility>
 
@@ -235,11 +236,29 @@ std::vector<PolicyStats::Snapshot> PolicyStats::ReadAll() {
   return out;
 }
 
+namespace {
+
+std::atomic<bool>& EnabledFlag() {
+  static std::atomic<bool>* flag = [] {
+    const char* env = std::getenv("LBKIT_STATS");
+    const bool off = env != nullptr && (std::string(env) == "0" || std::string(env) == "off" ||
+                                        std::string(env) == "false");
+    return new std::atomic<bool>(!off);
+  }();
+  return *flag;
+}
+
+}  // namespace
+
+bool Enabled() { return EnabledFlag().load(std::memory_order_relaxed); }
+void SetEnabled(bool enabled) { EnabledFlag().store(enabled, std::memory_order_relaxed); }
+
 std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> CountCall(
-    std::shared_ptr<EndpointStats> endpoint,
+    const std::shared_ptr<EndpointStats>& endpoint,
     std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> inner) {
+  if (!Enabled()) return inner;
   endpoint->CountPick();
-  return std::make_unique<CallCounter>(std::move(endpoint), std::move(inner));
+  return std::make_unique<CallCounter>(endpoint, std::move(inner));
 }
 
 const char* ConnectivityName(grpc_connectivity_state state) {

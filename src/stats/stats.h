@@ -158,11 +158,18 @@ class PolicyStats {
   std::vector<std::shared_ptr<EndpointStats>> endpoints_;
 };
 
+// Whether pickers count calls (on unless LBKIT_STATS=0 or SetEnabled(false)):
+// for the applications where a pick's last 20 ns matter more than seeing
+// where calls went. State, health and ejections are reported either way.
+bool Enabled();
+void SetEnabled(bool enabled);
+
 // A call tracker counting one call on `endpoint` (it keeps a reference: the
 // endpoint may leave the policy while the call runs), forwarding to `inner`
-// when a policy has its own tracker. Allocated from a per-thread pool.
+// when a policy has its own tracker. Allocated from a per-thread pool. With
+// counting off, `inner` itself.
 std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> CountCall(
-    std::shared_ptr<EndpointStats> endpoint,
+    const std::shared_ptr<EndpointStats>& endpoint,
     std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> inner);
 
 // The JSON of DumpState() and the text of PrometheusText().
