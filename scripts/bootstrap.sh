@@ -19,6 +19,8 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
   # the admin server (lbkit::AdminServer)
   libcivetweb-dev
+  # lbkit-istio (Istio YAML to service config)
+  libyaml-cpp-dev
   # benchmarks: the sidecar model and the charts
   nginx-light haproxy python3-matplotlib
   # tools the tests and scripts use

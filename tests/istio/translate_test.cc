@@ -1,0 +1,116 @@
+// lbkit-istio's translation against golden files written for this project
+// (tests/istio/golden: NAME.yaml in, NAME.json expected, NAME.warnings the
+// expected warnings, one per line, none when absent), and every produced
+// config accepted by a real channel's service-config parser.
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "lbkit/channel.h"
+#include "lbkit/istio.h"
+#include "src/core/lib/json/json.h"
+
+namespace lbkit {
+namespace {
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> GoldenNames() {
+  std::vector<std::string> names;
+  DIR* dir = opendir(LBKIT_ISTIO_GOLDEN_DIR);
+  if (dir == nullptr) return names;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (absl::EndsWith(name, ".yaml")) names.push_back(name.substr(0, name.size() - 5));
+  }
+  closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string Canonical(const std::string& json) {
+  auto parsed = grpc_core::Json::Parse(json);
+  EXPECT_TRUE(parsed.ok()) << parsed.status() << ": " << json;
+  return parsed.ok() ? parsed->Dump() : "";
+}
+
+TEST(IstioGolden, EveryCaseTranslatesAsExpected) {
+  const std::vector<std::string> names = GoldenNames();
+  ASSERT_GE(names.size(), 10u);
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    const std::string base = std::string(LBKIT_ISTIO_GOLDEN_DIR) + "/" + name;
+    auto result = TranslateIstio(Read(base + ".yaml"));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(Canonical(result->service_config), Canonical(Read(base + ".json")));
+    std::vector<std::string> expected_warnings;
+    const std::string warnings = Read(base + ".warnings");
+    for (absl::string_view line : absl::StrSplit(warnings, '\n', absl::SkipEmpty())) {
+      expected_warnings.emplace_back(line);
+    }
+    EXPECT_EQ(result->warnings, expected_warnings);
+    // A real channel takes it.
+    EXPECT_TRUE(ValidateServiceConfig(result->service_config).ok())
+        << ValidateServiceConfig(result->service_config) << "\n" << result->service_config;
+  }
+}
+
+TEST(IstioErrors, NameTheDocumentAndThePath) {
+  struct Case {
+    const char* yaml;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"kind: DestinationRule\nspec: [unclosed\n",
+       "malformed YAML at line 3, column 1: end of sequence flow not found"},
+      {"apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {}\n",
+       "document 1 (Service x): kind must be DestinationRule or VirtualService"},
+      {"apiVersion: networking.istio.io/v2\nkind: DestinationRule\nspec: {host: a}\n",
+       "document 1 (DestinationRule): apiVersion \"networking.istio.io/v2\" is not "
+       "networking.istio.io/v1beta1 or v1"},
+      {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\n"
+       "spec:\n  host: a\n  trafficPolicy:\n    loadBalancer: {simple: FASTEST}\n",
+       "document 1 (DestinationRule a): spec.trafficPolicy.loadBalancer.simple: \"FASTEST\" is "
+       "not ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM or PASSTHROUGH"},
+      {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\n"
+       "spec:\n  host: a\n  trafficPolicy:\n    outlierDetection: {interval: soon}\n",
+       "document 1 (DestinationRule a): spec.trafficPolicy.outlierDetection.interval: \"soon\" is "
+       "not a duration (e.g. 10s, 1.5s, 100ms)"},
+      {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
+       "spec: {hosts: [a]}\n",
+       "no DestinationRule in the input"},
+  };
+  for (const Case& c : cases) {
+    auto result = TranslateIstio(c.yaml);
+    ASSERT_FALSE(result.ok()) << c.yaml;
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(result.status().message()), c.message) << c.yaml;
+  }
+}
+
+TEST(IstioHost, PicksTheRuleForTheHost) {
+  const std::string yaml = Read(std::string(LBKIT_ISTIO_GOLDEN_DIR) + "/01_round_robin.yaml") +
+                           "---\n" +
+                           Read(std::string(LBKIT_ISTIO_GOLDEN_DIR) + "/04_maglev.yaml");
+  auto sessions = TranslateIstio(yaml, "sessions");
+  ASSERT_TRUE(sessions.ok()) << sessions.status();
+  EXPECT_TRUE(absl::StrContains(sessions->service_config, "lbkit_maglev"));
+  EXPECT_EQ(sessions->warnings.size(), 1u);  // the other rule, ignored
+  EXPECT_FALSE(TranslateIstio(yaml, "nope").ok());
+}
+
+}  // namespace
+}  // namespace lbkit

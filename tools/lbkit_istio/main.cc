@@ -1,0 +1,53 @@
+// lbkit-istio: Istio DestinationRule / VirtualService YAML in, the gRPC
+// service config JSON that does the same with lbkit out.
+//
+//   lbkit-istio reviews.yaml > service_config.json
+//   kubectl get dr,vs -o yaml | lbkit-istio --host=reviews.default.svc.cluster.local
+//
+// The JSON goes to stdout; every field that could not be carried over goes
+// to stderr as a warning with the reason. Exit code 0, or 2 on bad input
+// (the error names the document and the path).
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "lbkit/istio.h"
+
+int main(int argc, char** argv) {
+  std::string host, file;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--host=", 0) == 0) {
+      host = arg.substr(7);
+    } else if (arg == "-h" || arg == "--help") {
+      std::cout << "usage: lbkit-istio [--host=HOST] [FILE.yaml]   (stdin without FILE)\n";
+      return 0;
+    } else if (file.empty() && arg.rfind("--", 0) != 0) {
+      file = arg;
+    } else {
+      std::cerr << "lbkit-istio: unexpected argument \"" << arg << "\"; see --help\n";
+      return 2;
+    }
+  }
+  std::stringstream input;
+  if (file.empty() || file == "-") {
+    input << std::cin.rdbuf();
+  } else {
+    std::ifstream in(file);
+    if (!in) {
+      std::cerr << "lbkit-istio: cannot read " << file << "\n";
+      return 2;
+    }
+    input << in.rdbuf();
+  }
+  auto result = lbkit::TranslateIstio(input.str(), host);
+  if (!result.ok()) {
+    std::cerr << "lbkit-istio: " << result.status().message() << "\n";
+    return 2;
+  }
+  for (const std::string& w : result->warnings) std::cerr << "lbkit-istio: warning: " << w << "\n";
+  std::cout << result->service_config << "\n";
+  return 0;
+}
