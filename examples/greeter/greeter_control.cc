@@ -27,6 +27,7 @@ ABSL_FLAG(std::optional<double>, error_rate, std::nullopt,
 ABSL_FLAG(std::optional<std::string>, error_code, std::nullopt,
           "Status code name of injected failures, e.g. UNAVAILABLE.");
 ABSL_FLAG(std::optional<bool>, serving, std::nullopt, "What the health service reports.");
+ABSL_FLAG(bool, get, false, "Only read the behaviour (and max_in_flight); change nothing.");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Sets a greeter_server's behaviour at run time.");
@@ -50,12 +51,16 @@ int main(int argc, char** argv) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   lbkit::examples::Behavior reply;
-  const grpc::Status status = stub->SetBehavior(&context, request, &reply);
+  const grpc::Status status =
+      absl::GetFlag(FLAGS_get)
+          ? stub->GetBehavior(&context, lbkit::examples::GetBehaviorRequest(), &reply)
+          : stub->SetBehavior(&context, request, &reply);
   if (!status.ok()) {
     absl::FPrintF(stderr, "greeter_control: %s: %s\n", target, status.error_message());
     return 1;
   }
-  absl::PrintF("delay_ms=%d error_rate=%g error_code=%s serving=%s\n", reply.delay_ms(),
-               reply.error_rate(), reply.error_code(), reply.serving() ? "true" : "false");
+  absl::PrintF("delay_ms=%d error_rate=%g error_code=%s serving=%s max_in_flight=%d\n",
+               reply.delay_ms(), reply.error_rate(), reply.error_code(),
+               reply.serving() ? "true" : "false", reply.max_in_flight());
   return 0;
 }

@@ -19,6 +19,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -225,12 +226,29 @@ bool ShouldInjectError(double rate) {
   return absl::Bernoulli(bitgen, rate);
 }
 
+// SayHello calls in progress, and the most there have been at once (for tests
+// that check how many calls a client lets through).
+std::atomic<int> g_in_flight{0};
+std::atomic<int> g_max_in_flight{0};
+
+class InFlightScope {
+ public:
+  InFlightScope() {
+    const int now = g_in_flight.fetch_add(1) + 1;
+    int max = g_max_in_flight.load();
+    while (now > max && !g_max_in_flight.compare_exchange_weak(max, now)) {
+    }
+  }
+  ~InFlightScope() { g_in_flight.fetch_sub(1); }
+};
+
 class GreeterService final : public Greeter::Service {
  public:
   explicit GreeterService(BackendState* state) : state_(state) {}
 
   grpc::Status SayHello(grpc::ServerContext* context, const HelloRequest* request,
                         HelloReply* reply) override {
+    InFlightScope in_flight;
     const BackendState::Snapshot s = state_->Get();
     if (s.behavior.delay_ms > 0 &&
         !SleepUnlessCancelled(context, std::chrono::milliseconds(s.behavior.delay_ms))) {
@@ -271,6 +289,7 @@ void FillBehavior(const BehaviorSettings& b, Behavior* out) {
   out->set_error_rate(b.error_rate);
   out->set_error_code(StatusCodeName(b.error_code));
   out->set_serving(b.serving);
+  out->set_max_in_flight(g_max_in_flight.load());
 }
 
 class ControlService final : public GreeterControl::Service {

@@ -5,8 +5,12 @@
 #include <atomic>
 #include <thread>
 
+#include <signal.h>
+
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
+#include "lbkit/istio.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/greeter_calls.h"
 
@@ -37,6 +41,102 @@ TEST(WeightedSubsetsE2E, CanaryGetsExactlyItsWeight) {
   for (const char* v1 : {"v1-0", "v1-1", "v1-2"}) {
     EXPECT_NEAR(tally.per_backend.at(v1), 300, 2) << v1;
   }
+}
+
+// The canary of examples/canary: the DestinationRule and VirtualService go
+// through lbkit-istio, the split is measured over 10,000 calls, and the
+// canary turning NOT_SERVING moves everything to v1 without a failed call.
+constexpr char kCanaryYaml[] = R"(
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: greeter}
+spec:
+  host: greeter
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: greeter}
+spec:
+  hosts: [greeter]
+  http:
+  - route:
+    - {destination: {host: greeter, subset: v1}, weight: 90}
+    - {destination: {host: greeter, subset: v2}, weight: 10}
+)";
+
+TEST(WeightedSubsetsE2E, IstioCanarySplitsNinetyTenAndFailsOverToStable) {
+  Backends backends;
+  for (int i = 0; i < 2; ++i) backends.push_back(BackendProcess::Start(absl::StrCat("v1-", i)));
+  backends.push_back(BackendProcess::Start("v2-0"));
+  std::vector<std::string> entries;
+  for (const auto& b : backends) {
+    entries.push_back(absl::StrCat(b->address(), ";label.version=", b->name().substr(0, 2)));
+  }
+  auto translated = TranslateIstio(kCanaryYaml);
+  ASSERT_TRUE(translated.ok()) << translated.status();
+  EXPECT_TRUE(translated->warnings.empty());
+  // Health from the standard top-level field, next to what lbkit-istio made.
+  std::string config = translated->service_config;
+  config.insert(1, R"("healthCheckConfig": {"serviceName": ""}, )");
+  auto channel = testing::MakeChannel("lbkit-static:///" + absl::StrJoin(entries, ","), config);
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"v1-0", "v1-1", "v2-0"}));
+  testing::Tally tally = testing::CallMany(*stub, 10000);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  const double canary = 100.0 * tally.per_backend["v2-0"] / 10000;
+  printf("canary from Istio YAML: v2 got %.2f%% of 10,000 calls (weight 10)\n", canary);
+  EXPECT_NEAR(canary, 10.0, 1.0);
+
+  backends[2]->Signal(SIGUSR1);  // v2 NOT_SERVING
+  testing::Tally during;
+  ASSERT_TRUE(testing::CallUntil(*stub, 50, [&](const testing::Tally& t) {
+    for (const auto& [code, n] : t.errors) during.errors[code] += n;
+    return t.per_backend.count("v2-0") == 0;
+  }));
+  tally = testing::CallMany(*stub, 2000);
+  EXPECT_EQ(during.failed(), 0);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  EXPECT_EQ(tally.per_backend["v1-0"] + tally.per_backend["v1-1"], 2000);
+}
+
+TEST(CircuitBreakerE2E, NoMoreThanTheLimitReachesTheBackend) {
+  Backends backends;
+  backends.push_back(BackendProcess::Start("slow", {"--delay_ms=100"}));
+  auto channel = testing::MakeChannel(
+      testing::Ipv4Target(backends),
+      R"({"loadBalancingConfig": [{"lbkit_circuit_breaker": {"maxConcurrentRequests": 8}}]})");
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"slow"}));
+  std::atomic<int> ok{0}, exhausted{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 32; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        const testing::CallResult r = testing::CallOnce(*stub, 5000);
+        if (r.status.ok()) ++ok;
+        if (r.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++exhausted;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  // What the server saw, from its own count.
+  auto control = examples::GreeterControl::NewStub(
+      grpc::CreateChannel(backends[0]->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  examples::Behavior behavior;
+  ASSERT_TRUE(control->GetBehavior(&context, examples::GetBehaviorRequest(), &behavior).ok());
+  printf("circuit breaker, limit 8, 32 callers: at most %d calls at once on the server; %d "
+         "answered, %d refused fast\n",
+         behavior.max_in_flight(), ok.load(), exhausted.load());
+  EXPECT_LE(behavior.max_in_flight(), 8);
+  EXPECT_GE(behavior.max_in_flight(), 6);  // the limit was reached, not avoided
+  EXPECT_GT(exhausted, 0);
+  EXPECT_EQ(ok + exhausted, 320);
 }
 
 TEST(CircuitBreakerE2E, OverflowFailsFastWithResourceExhausted) {
