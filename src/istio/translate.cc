@@ -39,6 +39,7 @@ struct Error {
 };
 
 std::string Scalar(const YAML::Node& node, const std::string& path) {
+  if (!node.IsDefined()) throw Error{absl::StrCat(path, ": missing")};
   if (!node.IsScalar()) throw Error{absl::StrCat(path, ": must be a single value")};
   return node.Scalar();
 }
@@ -475,14 +476,16 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
         }
         ++i;
       }
-      if (!found) route = vs->spec["http"][0];
+      if (!found && vs->spec["http"].size() > 0) {
+        route = static_cast<const YAML::Node&>(vs->spec["http"][0]);
+      }
       route_path = absl::StrCat(vs->where, ": spec.http[", chosen, "]");
       if (i > 1) {
         t.Warn(vs->where + ": spec.http",
                absl::StrCat("a channel has one route: carried over http[", chosen,
                             "] only (the default route); per-method routes need a channel each"));
       }
-      if (route["match"]) {
+      if (route && route["match"]) {
         t.Warn(route_path + ".match", "not carried over: a channel's calls all take this route");
       }
     }
@@ -565,6 +568,10 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
     out.service_config = Json(std::move(config)).Dump();
   } catch (const Error& e) {
     return absl::InvalidArgumentError(e.message);
+  } catch (const YAML::InvalidNode& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a field the translation needs is missing or of the wrong kind (", e.msg,
+                     ")"));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed YAML at line ", e.mark.line + 1, ", column ", e.mark.column + 1,

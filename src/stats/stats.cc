@@ -90,19 +90,24 @@ struct FreeList {
   static constexpr size_t kCap = 4096;
   Node* head = nullptr;
   size_t size = 0;
+  // Trackers freed on this thread after its list is gone (thread exit) go
+  // straight back to the heap.
+  bool destroyed = false;
   ~FreeList() {
+    destroyed = true;
     while (head != nullptr) {
       Node* n = head;
       head = n->next;
       ::operator delete(n);
     }
+    size = 0;
   }
 };
 thread_local FreeList free_list;
 
 void* CallCounter::operator new(size_t size) {
   static_assert(sizeof(CallCounter) >= sizeof(FreeList::Node));
-  if (size == sizeof(CallCounter) && free_list.head != nullptr) {
+  if (size == sizeof(CallCounter) && !free_list.destroyed && free_list.head != nullptr) {
     FreeList::Node* n = free_list.head;
     free_list.head = n->next;
     --free_list.size;
@@ -113,7 +118,7 @@ void* CallCounter::operator new(size_t size) {
 
 void CallCounter::operator delete(void* p) {
   if (p == nullptr) return;
-  if (free_list.size < FreeList::kCap) {
+  if (!free_list.destroyed && free_list.size < FreeList::kCap) {
     auto* n = static_cast<FreeList::Node*>(p);
     n->next = free_list.head;
     free_list.head = n;
@@ -127,9 +132,7 @@ void CallCounter::operator delete(void* p) {
 // Output helpers
 //
 
-std::string JsonString(absl::string_view s) {
-  return absl::StrCat("\"", absl::CEscape(s), "\"");
-}
+
 
 // Prometheus label values: backslash, double quote and newline escaped.
 std::string PromValue(absl::string_view s) {
@@ -259,6 +262,26 @@ std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> 
   if (!Enabled()) return inner;
   endpoint->CountPick();
   return std::make_unique<CallCounter>(endpoint, std::move(inner));
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;  // UTF-8 passes through
+        }
+    }
+  }
+  return out + "\"";
 }
 
 const char* ConnectivityName(grpc_connectivity_state state) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
 
@@ -175,6 +176,9 @@ std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> 
 // The JSON of DumpState() and the text of PrometheusText().
 std::string DumpJson();
 std::string Prometheus();
+
+// A JSON string literal (quotes included) for `s`.
+std::string JsonString(absl::string_view s);
 
 // "READY", ... and "HEALTHY", ...
 const char* ConnectivityName(grpc_connectivity_state state);

@@ -92,6 +92,11 @@ TEST(IstioErrors, NameTheDocumentAndThePath) {
       {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
        "spec: {hosts: [a]}\n",
        "no DestinationRule in the input"},
+      {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\n"
+       "spec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n"
+       "        distribute:\n        - to: {\"r/*\": 100}\n",
+       "document 1 (DestinationRule a): spec.trafficPolicy.loadBalancer.localityLbSetting."
+       "distribute[0].from: missing"},
   };
   for (const Case& c : cases) {
     auto result = TranslateIstio(c.yaml);

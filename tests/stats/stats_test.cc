@@ -163,7 +163,7 @@ TEST(DumpState, IsJsonWithEveryEndpoint) {
   policy->SetConfigJson(R"({"choiceCount":2})");
   policy->CountResolverError("UNAVAILABLE: no file");
   policy->SetEndpoints({std::make_shared<EndpointStats>(
-      "10.9.9.9:1", "r/z/s", std::map<std::string, std::string>{{"k", "v\"q"}}, 7)});
+      "10.9.9.9:1", "r/z/s", std::map<std::string, std::string>{{"k", "v\"q'\xc3\xa9\n"}}, 7)});
   auto json = grpc_core::Json::Parse(DumpState());
   ASSERT_TRUE(json.ok()) << json.status() << DumpState();
   bool found = false;
@@ -175,7 +175,7 @@ TEST(DumpState, IsJsonWithEveryEndpoint) {
     const auto& e = p.object_value().at("endpoints").array_value().at(0).object_value();
     EXPECT_EQ(e.at("address").string_value(), "10.9.9.9:1");
     EXPECT_EQ(e.at("locality").string_value(), "r/z/s");
-    EXPECT_EQ(e.at("labels").object_value().at("k").string_value(), "v\"q");
+    EXPECT_EQ(e.at("labels").object_value().at("k").string_value(), "v\"q'\xc3\xa9\n");
     EXPECT_EQ(e.at("weight").string_value(), "7");
     EXPECT_EQ(e.at("state").string_value(), "CONNECTING");
   }

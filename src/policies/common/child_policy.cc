@@ -1,9 +1,11 @@
 #include "policies/common/child_policy.h"
 
 #include <map>
+#include <set>
 #include <utility>
 
 #include "src/core/ext/filters/client_channel/lb_policy/child_policy_handler.h"
+#include "src/core/lib/address_utils/sockaddr_utils.h"
 #include "src/core/lib/config/core_configuration.h"
 #include "src/core/lib/debug/trace.h"
 #include "src/core/lib/iomgr/pollset_set.h"
@@ -205,7 +207,13 @@ absl::Status ChildPolicy::UpdateLocked(
     grpc_core::ServerAddressList addresses,
     RefCountedPtr<LoadBalancingPolicy::Config> config, const ChannelArgs& args,
     std::string resolution_note) {
-  total_ = addresses.size();
+  // Addresses listed twice are one endpoint to the child.
+  std::set<std::string> distinct;
+  for (const auto& address : addresses) {
+    auto text = grpc_sockaddr_to_string(&address.address(), /*normalize=*/false);
+    distinct.insert(text.ok() ? *text : std::string());
+  }
+  total_ = distinct.size();
   LoadBalancingPolicy::UpdateArgs update;
   update.addresses = std::move(addresses);
   update.config = std::move(config);

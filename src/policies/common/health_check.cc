@@ -172,8 +172,10 @@ HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
   // A connection of its own (Envoy's health checker has one too): the checks
   // must not share, or hold open, the connection that carries traffic.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  const std::string target =
-      absl::StartsWith(address_, "[") ? "ipv6:" + address_ : "ipv4:" + address_;
+  // AddressText() gives "1.2.3.4:80", "[::1]:80", or a URI (unix:/path).
+  const std::string target = absl::StartsWith(address_, "[")  ? "ipv6:" + address_
+                             : absl::StrContains(address_, "/") ? address_
+                                                                 : "ipv4:" + address_;
   auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   channel_ = std::make_shared<grpc::GenericStub>(std::move(channel));
   CheckLocked();
@@ -236,10 +238,13 @@ void HealthPoller::CheckLocked() {
 void HealthPoller::OnResultLocked(bool healthy, absl::Status why) {
   if (shutdown_) return;
   if (thresholds_.Record(healthy) && on_change_) {
-    on_change_(thresholds_.state() == algorithms::HealthThresholds::State::kHealthy,
-               std::move(why));
+    // The callback may shut this poller down (its endpoint released), which
+    // clears on_change_: call a copy.
+    OnChange on_change = on_change_;
+    on_change(thresholds_.state() == algorithms::HealthThresholds::State::kHealthy,
+              std::move(why));
   }
-  ScheduleLocked();
+  if (!shutdown_) ScheduleLocked();
 }
 
 void HealthPoller::ScheduleLocked() {

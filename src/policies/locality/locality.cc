@@ -326,7 +326,7 @@ class LocalityPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
     }
     for (const auto& [key, group] : groups_) {
       groups.push_back(absl::StrCat(
-          "{\"locality\":\"", absl::CEscape(group.child->name()), "\",\"priority\":",
+          "{\"locality\":", stats::JsonString(group.child->name()), ",\"priority\":",
           group.priority, ",\"ready\":", group.child->ready(), ",\"total\":",
           group.child->total(), ",\"weight\":", group.weight, "}"));
     }

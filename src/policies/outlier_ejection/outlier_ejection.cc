@@ -238,6 +238,11 @@ struct EndpointState : public grpc_core::RefCounted<EndpointState> {
   const std::string address;
   // Its ejection as lbkit::DumpState() and the metrics show it.
   const std::shared_ptr<stats::EndpointStats> stats;
+  // Subchannel wrappers using this state. A child can keep a subchannel of
+  // an address the resolver dropped and bring it back later: its state must
+  // still be the one in the policy's map (wrappers die on any thread).
+  std::atomic<int> wrappers{0};
+  bool listed = true;  // in the resolver's latest list
   algorithms::OutlierCounters counters;  // any thread
   // WorkSerializer only:
   bool ejected = false;
@@ -314,7 +319,10 @@ class EjectingSubchannel : public grpc_core::DelegatingSubchannel {
                      RefCountedPtr<EndpointState> state, RefCountedPtr<PolicyLink> link)
       : DelegatingSubchannel(std::move(subchannel)),
         state_(std::move(state)),
-        link_(std::move(link)) {}
+        link_(std::move(link)) {
+    state_->wrappers.fetch_add(1);
+  }
+  ~EjectingSubchannel() override { state_->wrappers.fetch_sub(1); }
 
   void WatchConnectivityState(
       std::unique_ptr<ConnectivityStateWatcherInterface> watcher) override {
@@ -357,14 +365,12 @@ class OutlierTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterfac
         classifier_(std::move(classifier)),
         link_(std::move(link)) {}
 
-  // A call picked but never started on the endpoint (its connection was
-  // gone) is a local-origin failure.
-  ~OutlierTracker() override {
-    if (!started_) Record(algorithms::CallResult::LocalFailure());
-  }
+  // A pick that never started says nothing about the endpoint: the channel
+  // re-queues picks whose connection just went (the connection failure
+  // itself is counted from the subchannel's state), and a parent (a circuit
+  // breaker) may drop a pick after the child made it.
 
   void Start() override {
-    started_ = true;
     state_->counters.RecordConnected();
     if (inner_ != nullptr) inner_->Start();
   }
@@ -382,7 +388,6 @@ class OutlierTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterfac
   RefCountedPtr<EndpointState> state_;
   RefCountedPtr<Classifier> classifier_;
   RefCountedPtr<PolicyLink> link_;
-  bool started_ = false;
 };
 
 class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker {
@@ -485,6 +490,7 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
     const std::string key = Key(address);
     auto& state = states_[key];
     if (state == nullptr) state = grpc_core::MakeRefCounted<EndpointState>(key);
+    state->listed = true;
     return state;
   }
 
@@ -492,7 +498,21 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   void UpdatePickerLocked();
   void MaybeEjectLocked(EndpointState* state, absl::string_view reason);
   void UnejectLocked(EndpointState* state);
-  void OnIntervalLocked();
+  void OnIntervalLocked(uint64_t generation);
+  // Calls `notify` on each of the endpoint's watchers. A child answering one
+  // may cancel (and free) another, e.g. a child policy being replaced, so
+  // each is looked up again before it is called.
+  void NotifyWatchersLocked(EndpointState* state, void (EjectingWatcher::*notify)()) {
+    const std::vector<EjectingWatcher*> watchers(state->watchers.begin(), state->watchers.end());
+    for (EjectingWatcher* w : watchers) {
+      if (state->watchers.count(w) != 0) (w->*notify)();
+    }
+  }
+  void ArmIntervalTimerLocked() {
+    const uint64_t generation = ++interval_generation_;
+    interval_timer_ = RunAfterLocked(
+        interval_, [generation](OutlierPolicy* p) { p->OnIntervalLocked(generation); });
+  }
   // Runs `fn` on the WorkSerializer after `delay`, unless the policy shuts
   // down first.
   template <typename F>
@@ -512,6 +532,9 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   grpc_core::OrphanablePtr<ChildPolicy> child_;
   std::map<std::string, RefCountedPtr<EndpointState>> states_;
   absl::optional<EventEngine::TaskHandle> interval_timer_;
+  // A timer that fired while a new one was armed must not run: only the
+  // latest generation's does.
+  uint64_t interval_generation_ = 0;
   Duration interval_;
   bool shutdown_ = false;
 };
@@ -556,11 +579,13 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
   classifier_ = std::move(classifier);
 
   if (args.addresses.ok()) {
-    // Endpoints that left: forget their history (and any ejection).
+    // Endpoints that left: forget their history (and any ejection), unless a
+    // child still holds a subchannel for them.
     std::set<std::string> keep;
     for (const auto& address : *args.addresses) keep.insert(Key(address));
     for (auto it = states_.begin(); it != states_.end();) {
-      if (keep.count(it->first) == 0) {
+      it->second->listed = keep.count(it->first) != 0;
+      if (!it->second->listed && it->second->wrappers.load() == 0) {
         CancelTimer(&it->second->uneject_timer);
         it = states_.erase(it);
       } else {
@@ -582,7 +607,7 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
   if (!interval_timer_.has_value() || interval_ != params.interval) {
     CancelTimer(&interval_timer_);
     interval_ = params.interval;
-    interval_timer_ = RunAfterLocked(interval_, [](OutlierPolicy* p) { p->OnIntervalLocked(); });
+    ArmIntervalTimerLocked();
   }
   absl::Status status;
   if (args.addresses.ok()) {
@@ -613,12 +638,16 @@ void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view rea
   auto it = states_.find(state->address);
   if (it == states_.end() || it->second.get() != state || state->ejected) return;
   const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
-  size_t ejected = 0;
-  for (const auto& [key, s] : states_) ejected += s->ejected;
-  if (!algorithms::MayEject(ejected, states_.size(), params.config)) {
+  size_t ejected = 0, listed = 0;
+  for (const auto& [key, s] : states_) {
+    if (!s->listed) continue;
+    ++listed;
+    ejected += s->ejected;
+  }
+  if (!algorithms::MayEject(ejected, listed, params.config)) {
     if (GRPC_TRACE_FLAG_ENABLED(outlier_trace)) {
       gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s: not ejected (%s): %zu of %zu already are",
-              state->address.c_str(), std::string(reason).c_str(), ejected, states_.size());
+              state->address.c_str(), std::string(reason).c_str(), ejected, listed);
     }
     return;
   }
@@ -640,9 +669,7 @@ void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view rea
   state->uneject_timer = RunAfterLocked(
       Duration::Milliseconds(ms), [s = RefCountedPtr<EndpointState>(state->Ref())](
                                       OutlierPolicy* p) { p->UnejectLocked(s.get()); });
-  // The child's watchers may call back into us (a new picker): iterate a copy.
-  const std::vector<EjectingWatcher*> watchers(state->watchers.begin(), state->watchers.end());
-  for (EjectingWatcher* w : watchers) w->Eject();
+  NotifyWatchersLocked(state, &EjectingWatcher::Eject);
 }
 
 void OutlierPolicy::UnejectLocked(EndpointState* state) {
@@ -652,16 +679,17 @@ void OutlierPolicy::UnejectLocked(EndpointState* state) {
   state->counters.Reset();
   state->stats->SetEjected(false, 0, state->times_ejected);
   gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s is back", state->address.c_str());
-  const std::vector<EjectingWatcher*> watchers(state->watchers.begin(), state->watchers.end());
-  for (EjectingWatcher* w : watchers) w->Uneject();
+  NotifyWatchersLocked(state, &EjectingWatcher::Uneject);
 }
 
-void OutlierPolicy::OnIntervalLocked() {
-  interval_timer_ = RunAfterLocked(interval_, [](OutlierPolicy* p) { p->OnIntervalLocked(); });
+void OutlierPolicy::OnIntervalLocked(uint64_t generation) {
+  if (generation != interval_generation_) return;
+  ArmIntervalTimerLocked();
   const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
   std::vector<EndpointState*> order;
   std::vector<algorithms::IntervalStats> stats;
   for (const auto& [key, s] : states_) {
+    if (!s->listed) continue;
     const auto [success, failure] = s->counters.TakeInterval();
     order.push_back(s.get());
     stats.push_back({success, failure, s->ejected});

@@ -236,7 +236,7 @@ void WeightedSubsets::UpdatePickerLocked() {
     if (it == children_.end()) continue;
     const ChildPolicy& child = *it->second;
     const bool ready = child.state() == GRPC_CHANNEL_READY && child.picker() != nullptr;
-    detail.push_back(absl::StrCat("{\"name\":\"", absl::CEscape(subset.name), "\",\"weight\":",
+    detail.push_back(absl::StrCat("{\"name\":", stats::JsonString(subset.name), ",\"weight\":",
                                   subset.weight, ",\"endpoints\":", child.total(),
                                   ",\"ready\":", child.ready(), ",\"state\":\"",
                                   stats::ConnectivityName(child.state()), "\"}"));

@@ -2,6 +2,7 @@
 // overflow fails the pick at once (a drop: no queueing, no retry) with
 // RESOURCE_EXHAUSTED, and places come back when calls end or never start.
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,25 @@ TEST(CircuitBreakerPolicy, MaxRequestsPerEndpoint) {
             "maxRequestsPerEndpoint limit");
   held.clear();
   EXPECT_NE(Hold(h, &held), "");
+}
+
+// A pick the breaker drops after its child made it never starts; under an
+// outlier detector that must not look like a failure of the endpoint.
+TEST(CircuitBreakerPolicy, DropsAreNoFailuresToAnOutlierDetectorBelow) {
+  PolicyHarness h("lbkit_circuit_breaker");
+  Start(h, R"({"maxRequestsPerEndpoint": 1, "childPolicy": [{"lbkit_outlier_ejection": {
+                 "consecutive5xxErrors": 1, "maxEjectionPercent": 100}}]})");
+  std::vector<PickResult> held;
+  Hold(h, &held);
+  Hold(h, &held);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(Hold(h, &held), "");  // dropped
+  held.clear();
+  std::set<std::string> picked;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<PickResult> one;
+    picked.insert(Hold(h, &one));
+  }
+  EXPECT_EQ(picked, (std::set<std::string>{kAddresses[0], kAddresses[1]}));
 }
 
 }  // namespace
