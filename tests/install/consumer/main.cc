@@ -8,7 +8,9 @@
 #include <future>
 #include <iostream>
 
+#include "lbkit/istio.h"
 #include "lbkit/lbkit.h"
+#include "lbkit/stats.h"
 
 int main() {
   absl::Status registered = lbkit::RegisterAll();
@@ -16,9 +18,17 @@ int main() {
     std::cerr << "RegisterAll: " << registered << "\n";
     return 1;
   }
+  // The service config comes from Istio YAML through the installed
+  // lbkit::istio library.
+  auto translated = lbkit::TranslateIstio(
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+      "spec: {host: probe, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}\n");
+  if (!translated.ok()) {
+    std::cerr << "TranslateIstio: " << translated.status() << "\n";
+    return 1;
+  }
   grpc::ChannelArguments args;
-  args.SetServiceConfigJSON(
-      R"({"loadBalancingConfig": [{"lbkit_round_robin": {}}]})");
+  args.SetServiceConfigJSON(translated->service_config);
   // Port 1 on loopback: nothing listens there.
   auto channel = grpc::CreateCustomChannel(
       "ipv4:127.0.0.1:1", grpc::InsecureChannelCredentials(), args);
@@ -35,6 +45,10 @@ int main() {
   grpc::Status status = done.get_future().get();
   // An unknown policy would fail with INVALID_ARGUMENT ("... no known
   // policies"); a working one reports the connection failure.
+  if (lbkit::DumpState().find("lbkit_round_robin") == std::string::npos) {
+    std::cerr << "DumpState does not show the channel's policy: " << lbkit::DumpState() << "\n";
+    return 1;
+  }
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
     std::cerr << "unexpected status " << status.error_code() << ": "
               << status.error_message() << "\n";
