@@ -419,30 +419,23 @@ std::string Prometheus() {
            absl::StrAppend(&out, "lbkit_request_duration_seconds_count{", l, "} ", cumulative,
                            "\n");
          });
-  absl::StrAppend(&out,
-                  "# HELP lbkit_policy_picker_updates_total Pickers a policy instance "
-                  "published.\n# TYPE lbkit_policy_picker_updates_total counter\n");
-  for (const auto& p : all) {
-    absl::StrAppend(&out, "lbkit_policy_picker_updates_total{target=\"", PromValue(p.target),
-                    "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
-                    p.picker_updates, "\n");
-  }
-  absl::StrAppend(&out,
-                  "# HELP lbkit_policy_drops_total Calls a policy failed on purpose "
-                  "(circuit breaker overflow).\n# TYPE lbkit_policy_drops_total counter\n");
-  for (const auto& p : all) {
-    absl::StrAppend(&out, "lbkit_policy_drops_total{target=\"", PromValue(p.target),
-                    "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
-                    p.drops, "\n");
-  }
-  absl::StrAppend(&out,
-                  "# HELP lbkit_policy_resolver_errors_total Resolver errors a policy instance "
-                  "received.\n# TYPE lbkit_policy_resolver_errors_total counter\n");
-  for (const auto& p : all) {
-    absl::StrAppend(&out, "lbkit_policy_resolver_errors_total{target=\"", PromValue(p.target),
-                    "\",policy=\"", PromValue(p.policy), "\",instance=\"", p.id, "\"} ",
-                    p.resolver_errors, "\n");
-  }
+  // Per policy instance.
+  auto policy_family = [&](const char* name, const char* help,
+                           uint64_t PolicyStats::Snapshot::*value) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n");
+    for (const auto& p : all) {
+      absl::StrAppend(&out, name, "{target=\"", PromValue(p.target), "\",policy=\"",
+                      PromValue(p.policy), "\",instance=\"", p.id, "\"} ", p.*value, "\n");
+    }
+  };
+  policy_family("lbkit_policy_picker_updates_total", "Pickers a policy instance published.",
+                &PolicyStats::Snapshot::picker_updates);
+  policy_family("lbkit_policy_drops_total",
+                "Calls a policy failed on purpose (circuit breaker overflow).",
+                &PolicyStats::Snapshot::drops);
+  policy_family("lbkit_policy_resolver_errors_total",
+                "Resolver errors a policy instance received.",
+                &PolicyStats::Snapshot::resolver_errors);
   return out;
 }
 

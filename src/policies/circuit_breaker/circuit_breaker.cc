@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
+#include "policies/common/endpoint_list.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
@@ -159,7 +160,15 @@ class CircuitBreaker : public LoadBalancingPolicy, public ChildPolicy::Owner {
  public:
   explicit CircuitBreaker(Args args)
       : LoadBalancingPolicy(std::move(args)),
-        helper_(this),
+        // The child's subchannels carry their address's in-flight count.
+        helper_(channel_control_helper(), &shutdown_,
+                [this](const grpc_core::ServerAddress& address,
+                       RefCountedPtr<SubchannelInterface> subchannel) {
+                  auto& count = per_endpoint_[Key(address)];
+                  if (count == nullptr) count = grpc_core::MakeRefCounted<InFlight>();
+                  return grpc_core::MakeRefCounted<LimitedSubchannel>(std::move(subchannel),
+                                                                      count);
+                }),
         stats_(stats::PolicyStats::Register(std::string(kCircuitBreakerPolicyName),
                                             /*counts_calls=*/false)) {}
 
@@ -208,41 +217,7 @@ class CircuitBreaker : public LoadBalancingPolicy, public ChildPolicy::Owner {
   void OnChildChangedLocked() override { UpdatePickerLocked(); }
 
  private:
-  class Helper : public ChannelControlHelper {
-   public:
-    explicit Helper(CircuitBreaker* policy) : policy_(policy) {}
-    RefCountedPtr<SubchannelInterface> CreateSubchannel(grpc_core::ServerAddress address,
-                                                        const grpc_core::ChannelArgs& args) override {
-      if (policy_->shutdown_) return nullptr;
-      auto& count = policy_->per_endpoint_[Key(address)];
-      if (count == nullptr) count = grpc_core::MakeRefCounted<InFlight>();
-      auto subchannel = policy_->channel_control_helper()->CreateSubchannel(address, args);
-      if (subchannel == nullptr) return nullptr;
-      return grpc_core::MakeRefCounted<LimitedSubchannel>(std::move(subchannel), count);
-    }
-    void UpdateState(grpc_connectivity_state, const absl::Status&,
-                     std::unique_ptr<SubchannelPicker>) override {}  // ChildPolicy never calls it
-    void RequestReresolution() override {
-      if (!policy_->shutdown_) policy_->channel_control_helper()->RequestReresolution();
-    }
-    absl::string_view GetAuthority() override {
-      return policy_->channel_control_helper()->GetAuthority();
-    }
-    grpc_event_engine::experimental::EventEngine* GetEventEngine() override {
-      return policy_->channel_control_helper()->GetEventEngine();
-    }
-    void AddTraceEvent(TraceSeverity severity, absl::string_view message) override {
-      if (!policy_->shutdown_) policy_->channel_control_helper()->AddTraceEvent(severity, message);
-    }
-
-   private:
-    CircuitBreaker* const policy_;
-  };
-
-  static std::string Key(const grpc_core::ServerAddress& address) {
-    auto text = grpc_sockaddr_to_string(&address.address(), /*normalize=*/false);
-    return text.ok() ? *text : "?";
-  }
+  static std::string Key(const grpc_core::ServerAddress& address) { return AddressText(address); }
 
   void UpdatePickerLocked() {
     if (shutdown_ || child_ == nullptr || child_->picker() == nullptr) return;
@@ -260,7 +235,7 @@ class CircuitBreaker : public LoadBalancingPolicy, public ChildPolicy::Owner {
     child_.reset();
   }
 
-  Helper helper_;
+  WrappingHelper helper_;
   const std::shared_ptr<stats::PolicyStats> stats_;
   RefCountedPtr<Config> config_;
   grpc_core::OrphanablePtr<ChildPolicy> child_;

@@ -21,6 +21,7 @@
 #ifndef LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
 #define LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,6 +43,46 @@ namespace lbkit::policies {
 grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy::Config> ParseChildPolicyField(
     const grpc_core::Json& json, absl::string_view default_json,
     grpc_core::ValidationErrors* errors);
+
+// The helper a wrapper policy (outlier ejection, circuit breaker) hands its
+// ChildPolicy: everything goes to the wrapper's own helper, and every
+// subchannel the child creates is wrapped by `wrap`. Once `*shutdown` is
+// true nothing reaches the parent any more.
+class WrappingHelper : public grpc_core::LoadBalancingPolicy::ChannelControlHelper {
+ public:
+  using Wrap = std::function<grpc_core::RefCountedPtr<grpc_core::SubchannelInterface>(
+      const grpc_core::ServerAddress&, grpc_core::RefCountedPtr<grpc_core::SubchannelInterface>)>;
+
+  WrappingHelper(grpc_core::LoadBalancingPolicy::ChannelControlHelper* parent,
+                 const bool* shutdown, Wrap wrap)
+      : parent_(parent), shutdown_(shutdown), wrap_(std::move(wrap)) {}
+
+  grpc_core::RefCountedPtr<grpc_core::SubchannelInterface> CreateSubchannel(
+      grpc_core::ServerAddress address, const grpc_core::ChannelArgs& args) override {
+    if (*shutdown_) return nullptr;
+    auto subchannel = parent_->CreateSubchannel(address, args);
+    if (subchannel == nullptr) return nullptr;
+    return wrap_(address, std::move(subchannel));
+  }
+  // ChildPolicy reports its state to its Owner, never here.
+  void UpdateState(grpc_connectivity_state, const absl::Status&,
+                   std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker>) override {}
+  void RequestReresolution() override {
+    if (!*shutdown_) parent_->RequestReresolution();
+  }
+  absl::string_view GetAuthority() override { return parent_->GetAuthority(); }
+  grpc_event_engine::experimental::EventEngine* GetEventEngine() override {
+    return parent_->GetEventEngine();
+  }
+  void AddTraceEvent(TraceSeverity severity, absl::string_view message) override {
+    if (!*shutdown_) parent_->AddTraceEvent(severity, message);
+  }
+
+ private:
+  grpc_core::LoadBalancingPolicy::ChannelControlHelper* const parent_;
+  const bool* const shutdown_;
+  const Wrap wrap_;
+};
 
 class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
  public:

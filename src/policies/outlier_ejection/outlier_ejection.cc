@@ -14,6 +14,7 @@
 #include "algorithms/random.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
+#include "policies/common/endpoint_list.h"
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/register.h"
@@ -423,7 +424,13 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   explicit OutlierPolicy(Args args)
       : LoadBalancingPolicy(std::move(args)),
         link_(grpc_core::MakeRefCounted<PolicyLink>(this, work_serializer())),
-        helper_(this),
+        // The child's subchannels get the ejecting wrappers.
+        helper_(channel_control_helper(), &shutdown_,
+                [this](const grpc_core::ServerAddress& address,
+                       RefCountedPtr<SubchannelInterface> subchannel) {
+                  return grpc_core::MakeRefCounted<EjectingSubchannel>(
+                      std::move(subchannel), StateFor(address), link_);
+                }),
         stats_(stats::PolicyStats::Register(std::string(kOutlierEjectionPolicyName),
                                             /*counts_calls=*/false)) {}
 
@@ -449,42 +456,7 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   }
 
  private:
-  // Creates the ejecting wrappers under the child's subchannels.
-  class Helper : public ChannelControlHelper {
-   public:
-    explicit Helper(OutlierPolicy* policy) : policy_(policy) {}
-    RefCountedPtr<SubchannelInterface> CreateSubchannel(grpc_core::ServerAddress address,
-                                                        const grpc_core::ChannelArgs& args) override {
-      if (policy_->shutdown_) return nullptr;
-      RefCountedPtr<EndpointState> state = policy_->StateFor(address);
-      auto subchannel = policy_->channel_control_helper()->CreateSubchannel(address, args);
-      if (subchannel == nullptr) return nullptr;
-      return grpc_core::MakeRefCounted<EjectingSubchannel>(std::move(subchannel),
-                                                           std::move(state), policy_->link_);
-    }
-    void UpdateState(grpc_connectivity_state, const absl::Status&,
-                     std::unique_ptr<SubchannelPicker>) override {}  // ChildPolicy never calls it
-    void RequestReresolution() override {
-      if (!policy_->shutdown_) policy_->channel_control_helper()->RequestReresolution();
-    }
-    absl::string_view GetAuthority() override {
-      return policy_->channel_control_helper()->GetAuthority();
-    }
-    EventEngine* GetEventEngine() override {
-      return policy_->channel_control_helper()->GetEventEngine();
-    }
-    void AddTraceEvent(TraceSeverity severity, absl::string_view message) override {
-      if (!policy_->shutdown_) policy_->channel_control_helper()->AddTraceEvent(severity, message);
-    }
-
-   private:
-    OutlierPolicy* const policy_;
-  };
-
-  static std::string Key(const grpc_core::ServerAddress& address) {
-    auto text = grpc_sockaddr_to_string(&address.address(), /*normalize=*/false);
-    return text.ok() ? *text : "?";
-  }
+  static std::string Key(const grpc_core::ServerAddress& address) { return AddressText(address); }
 
   RefCountedPtr<EndpointState> StateFor(const grpc_core::ServerAddress& address) {
     const std::string key = Key(address);
@@ -525,7 +497,7 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   }
 
   RefCountedPtr<PolicyLink> link_;
-  Helper helper_;
+  WrappingHelper helper_;
   const std::shared_ptr<stats::PolicyStats> stats_;
   RefCountedPtr<Config> config_;
   RefCountedPtr<Classifier> classifier_;
