@@ -3,6 +3,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -156,7 +158,40 @@ struct HealthPoller::Call {
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> reader;
 };
+
+namespace {
+
+// One completion queue, and one thread draining it, for every poller in the
+// process. Not grpc++'s callback API: its shared callback queue double-frees
+// at process exit in 1.51 (seen under ASan). Never destroyed, so no exit-time
+// teardown races with a check in flight; its thread blocks in Next() until
+// the process ends.
+class CheckQueue {
+ public:
+  static grpc::CompletionQueue* Get() {
+    static CheckQueue* queue = new CheckQueue();
+    return &queue->cq_;
+  }
+
+ private:
+  CheckQueue() {
+    std::thread([this] {
+      void* tag;
+      bool ok;
+      while (cq_.Next(&tag, &ok)) {
+        auto* done = static_cast<std::function<void()>*>(tag);
+        (*done)();
+        delete done;
+      }
+    }).detach();
+  }
+  grpc::CompletionQueue cq_;
+};
+
+}  // namespace
 
 HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
                            std::shared_ptr<grpc_core::WorkSerializer> serializer,
@@ -200,39 +235,41 @@ void HealthPoller::CheckLocked() {
                              std::chrono::milliseconds(params_.timeout.millis()));
   call->request = EncodeRequest(params_.service_name);
   auto* stub = static_cast<grpc::GenericStub*>(channel_.get());
-  stub->UnaryCall(
-      &call->context, kCheckMethod, grpc::StubOptions(), &call->request, &call->response,
-      [self = Ref(DEBUG_LOCATION, "Check"), call](grpc::Status status) {
-        bool healthy = false;
-        absl::Status why;
-        if (status.ok()) {
-          const absl::optional<uint64_t> serving = DecodeStatus(call->response);
-          healthy = serving.has_value() && *serving == 1;
-          if (!healthy) {
-            why = absl::UnavailableError(
-                serving.has_value()
-                    ? absl::StrCat("health check: ", StatusName(*serving))
-                    : std::string("health check: the reply is not a HealthCheckResponse"));
-          }
-        } else if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-          healthy = true;  // no health service: nothing says it is unhealthy
-        } else {
-          why = absl::UnavailableError(absl::StrCat("health check failed: ",
-                                                    status.error_message()));
-        }
-        const bool unimplemented = status.error_code() == grpc::StatusCode::UNIMPLEMENTED;
-        HealthPoller* poller = self.get();
-        RunOnWorkSerializer(poller->serializer_, [self, healthy, why, unimplemented]() {
-          if (unimplemented && !self->logged_unimplemented_ && !self->shutdown_) {
-            self->logged_unimplemented_ = true;
-            gpr_log(GPR_INFO,
-                    "lbkit health check: %s does not implement grpc.health.v1.Health; "
-                    "treating it as healthy",
-                    self->address_.c_str());
-          }
-          self->OnResultLocked(healthy, why);
-        });
-      });
+  call->reader = stub->PrepareUnaryCall(&call->context, kCheckMethod, call->request,
+                                        CheckQueue::Get());
+  call->reader->StartCall();
+  auto* done = new std::function<void()>([self = Ref(DEBUG_LOCATION, "Check"), call]() {
+    const grpc::Status& status = call->status;
+    bool healthy = false;
+    absl::Status why;
+    if (status.ok()) {
+      const absl::optional<uint64_t> serving = DecodeStatus(call->response);
+      healthy = serving.has_value() && *serving == 1;
+      if (!healthy) {
+        why = absl::UnavailableError(
+            serving.has_value()
+                ? absl::StrCat("health check: ", StatusName(*serving))
+                : std::string("health check: the reply is not a HealthCheckResponse"));
+      }
+    } else if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      healthy = true;  // no health service: nothing says it is unhealthy
+    } else {
+      why = absl::UnavailableError(absl::StrCat("health check failed: ", status.error_message()));
+    }
+    const bool unimplemented = status.error_code() == grpc::StatusCode::UNIMPLEMENTED;
+    HealthPoller* poller = self.get();
+    RunOnWorkSerializer(poller->serializer_, [self, healthy, why, unimplemented]() {
+      if (unimplemented && !self->logged_unimplemented_ && !self->shutdown_) {
+        self->logged_unimplemented_ = true;
+        gpr_log(GPR_INFO,
+                "lbkit health check: %s does not implement grpc.health.v1.Health; "
+                "treating it as healthy",
+                self->address_.c_str());
+      }
+      self->OnResultLocked(healthy, why);
+    });
+  });
+  call->reader->Finish(&call->response, &call->status, done);
 }
 
 void HealthPoller::OnResultLocked(bool healthy, absl::Status why) {
