@@ -142,6 +142,16 @@ void ValidateHashBalanceFactor(uint32_t factor, grpc_core::ValidationErrors* err
   }
 }
 
+void ValidateHashFields(std::string* header, uint32_t balance_factor,
+                        grpc_core::ValidationErrors* errors) {
+  {
+    grpc_core::ValidationErrors::ScopedField field(errors, ".requestHashHeader");
+    if (!errors->FieldHasErrors()) ValidateHashHeader(header, errors);
+  }
+  grpc_core::ValidationErrors::ScopedField field(errors, ".hashBalanceFactor");
+  if (!errors->FieldHasErrors()) ValidateHashBalanceFactor(balance_factor, errors);
+}
+
 absl::optional<uint64_t> RequestHash(const std::string& header,
                                      LoadBalancingPolicy::PickArgs args) {
   if (header.empty()) return algorithms::ThreadRandom();

@@ -40,6 +40,11 @@ void ValidateHashHeader(std::string* header, grpc_core::ValidationErrors* errors
 // Validates a hashBalanceFactor value (0 = off, else >= 100).
 void ValidateHashBalanceFactor(uint32_t factor, grpc_core::ValidationErrors* errors);
 
+// The fields both hash policies take: requestHashHeader (lower-cased in
+// place) and hashBalanceFactor, each error under its field.
+void ValidateHashFields(std::string* header, uint32_t balance_factor,
+                        grpc_core::ValidationErrors* errors);
+
 // The request's hash, or nullopt when the header is configured but absent.
 absl::optional<uint64_t> RequestHash(const std::string& header,
                                      grpc_core::LoadBalancingPolicy::PickArgs args);

@@ -44,14 +44,7 @@ struct MaglevParams {
 
   void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
                     ValidationErrors* errors) {
-    {
-      ValidationErrors::ScopedField field(errors, ".requestHashHeader");
-      if (!errors->FieldHasErrors()) ValidateHashHeader(&request_hash_header, errors);
-    }
-    {
-      ValidationErrors::ScopedField field(errors, ".hashBalanceFactor");
-      if (!errors->FieldHasErrors()) ValidateHashBalanceFactor(hash_balance_factor, errors);
-    }
+    ValidateHashFields(&request_hash_header, hash_balance_factor, errors);
     ValidationErrors::ScopedField field(errors, ".tableSize");
     if (errors->FieldHasErrors()) return;
     if (table_size > MaglevTable::kMaxSize) {

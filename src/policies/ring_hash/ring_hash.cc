@@ -50,14 +50,7 @@ struct RingHashParams {
 
   void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
                     ValidationErrors* errors) {
-    {
-      ValidationErrors::ScopedField field(errors, ".requestHashHeader");
-      if (!errors->FieldHasErrors()) ValidateHashHeader(&request_hash_header, errors);
-    }
-    {
-      ValidationErrors::ScopedField field(errors, ".hashBalanceFactor");
-      if (!errors->FieldHasErrors()) ValidateHashBalanceFactor(hash_balance_factor, errors);
-    }
+    ValidateHashFields(&request_hash_header, hash_balance_factor, errors);
     for (auto [name, value] : {std::pair<const char*, uint64_t>{".minRingSize", min_ring_size},
                                {".maxRingSize", max_ring_size}}) {
       ValidationErrors::ScopedField field(errors, name);
