@@ -19,12 +19,14 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "grpc_internal/abi_guard.h"
+#include "lbkit/channel.h"
 #include "src/core/lib/json/json.h"
 
 namespace lbkit {
@@ -395,13 +397,61 @@ struct Document {
   std::string where;  // "document 2 (VirtualService reviews)"
 };
 
+// YAML::LoadAll of yaml-cpp 0.7 (Debian 12's) never returns on a stream
+// with a stray flow entry at block level (",", "- a\n,"): it appends empty
+// documents until memory runs out (found by the fuzzer). So the stream is
+// split at its document markers here and each document is loaded alone with
+// YAML::Load, which stops after one. A line that is "---" or "..." (alone or
+// followed by a space) is a marker wherever it stands, even inside a block
+// scalar (YAML 1.2, c-forbidden), so splitting lines is exact.
+std::vector<YAML::Node> LoadDocuments(absl::string_view yaml) {
+  std::vector<YAML::Node> docs;
+  std::string chunk;
+  int chunk_line = 0, line = 0;
+  bool seen_marker = false;
+  auto flush = [&](bool at_marker) {
+    YAML::Node node;
+    try {
+      node = YAML::Load(chunk);
+    } catch (const YAML::Exception& e) {
+      throw Error{absl::StrCat("malformed YAML at line ", chunk_line + e.mark.line + 1,
+                               ", column ", e.mark.column + 1, ": ", e.msg)};
+    }
+    // Text before the first "---" is a document only if it holds one.
+    if (!(at_marker && !seen_marker && node.IsNull())) docs.push_back(node);
+    chunk.clear();
+  };
+  const std::vector<absl::string_view> lines = absl::StrSplit(yaml, '\n');
+  for (absl::string_view text : lines) {
+    // The last line has no newline of its own (errors at the end of the
+    // stream keep their line number).
+    const bool last = line + 1 == static_cast<int>(lines.size());
+    const bool start = absl::StartsWith(text, "---");
+    const bool end = absl::StartsWith(text, "...");
+    if ((start || end) && (text.size() == 3 || text[3] == ' ' || text[3] == '\t' ||
+                           text[3] == '\r')) {
+      flush(true);
+      seen_marker = true;
+      chunk_line = line;
+      // "--- value": the document's content may start on the marker line.
+      if (start) chunk.append(text.substr(3).data(), text.size() - 3);
+    } else {
+      chunk.append(text.data(), text.size());
+    }
+    if (!last) chunk.push_back('\n');
+    ++line;
+  }
+  flush(false);
+  return docs;
+}
+
 }  // namespace
 
 absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::string_view host) {
   IstioTranslation out;
   std::vector<Document> docs;
   try {
-    const std::vector<YAML::Node> nodes = YAML::LoadAll(std::string(yaml));
+    const std::vector<YAML::Node> nodes = LoadDocuments(yaml);
     for (size_t i = 0; i < nodes.size(); ++i) {
       const YAML::Node& node = nodes[i];
       if (node.IsNull()) continue;
@@ -566,6 +616,15 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
       }
     }
     out.service_config = Json(std::move(config)).Dump();
+    // Values are carried over as written, and the policies' parsers have
+    // rules YAML cannot know (Maglev's table size is a prime, weights are
+    // not all 0, ...). Checking here turns "translated fine, every RPC
+    // fails" into an error at translation time (found by the fuzzer).
+    const absl::Status valid = ValidateServiceConfig(out.service_config);
+    if (!valid.ok()) {
+      throw Error{absl::StrCat(dr->where, ": translates to a service config lbkit rejects: ",
+                               valid.message())};
+    }
   } catch (const Error& e) {
     return absl::InvalidArgumentError(e.message);
   } catch (const YAML::InvalidNode& e) {

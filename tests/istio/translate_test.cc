@@ -97,6 +97,21 @@ TEST(IstioErrors, NameTheDocumentAndThePath) {
        "        distribute:\n        - to: {\"r/*\": 100}\n",
        "document 1 (DestinationRule a): spec.trafficPolicy.loadBalancer.localityLbSetting."
        "distribute[0].from: missing"},
+      // Carried over as written, rejected by the policy: an error now, not
+      // a config that fails every RPC (found by the fuzzer).
+      {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\n"
+       "spec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+       "        httpHeaderName: x\n        maglev: {tableSize: 65535}\n",
+       "document 1 (DestinationRule a): translates to a service config lbkit rejects: errors "
+       "validating service config: [field:loadBalancingConfig error:errors validating "
+       "lbkit_maglev LB policy config: [field:tableSize error:must be a prime number (e.g. "
+       "65537, 131071, 5000011)]]"},
+      // yaml-cpp 0.7's LoadAll never returns on these (found by the fuzzer).
+      {",", "no DestinationRule in the input"},
+      {"- a\n,\n", "document 1: not a YAML mapping"},
+      {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nspec: {host: a}\n---\n,\n"
+       "---\n- x\n",
+       "document 3: not a YAML mapping"},
   };
   for (const Case& c : cases) {
     auto result = TranslateIstio(c.yaml);
