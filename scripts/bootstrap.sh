@@ -23,6 +23,10 @@ PACKAGES=(
   libyaml-cpp-dev
   # benchmarks: the sidecar model and the charts
   nginx-light haproxy python3-matplotlib
+  # the fuzzers (tests/fuzz): clang with its libFuzzer and sanitizer runtimes
+  clang libclang-rt-14-dev
+  # lbkit-etcd's tests run a real etcd
+  etcd-server etcd-client
   # tools the tests and scripts use
   procps psmisc python3 curl
 )

@@ -6,7 +6,9 @@
 #                but the install test;
 #   build-tsan/  ThreadSanitizer: the algorithm and picker tests (labels
 #                "algorithms" and "picker"; docs/testing.md says why only
-#                those).
+#                those);
+#   build-fuzz/  clang, ASan+UBSan and libFuzzer: each fuzzer of tests/fuzz
+#                for a fixed number of inputs (label "fuzz").
 # Any failure or sanitizer report fails the script.
 #
 #   scripts/test.sh                 everything (what CI runs)
@@ -73,6 +75,13 @@ if [ "$sanitizers" = 1 ]; then
   targets=(--target lbkit_algorithms_test lbkit_policies_test)
   configure_and_build build-tsan -DLBKIT_SANITIZE=thread -DLBKIT_BUILD_BENCHMARKS=OFF
   run_ctest build-tsan -L 'algorithms|picker'
+
+  # The fuzzers need clang; ASan+UBSan as above, a fixed number of inputs
+  # from a fixed seed each (scripts/fuzz.sh runs them longer).
+  targets=(--target lb_config_fuzzer endpoints_file_fuzzer static_uri_fuzzer istio_yaml_fuzzer)
+  CC=clang CXX=clang++ configure_and_build build-fuzz -DLBKIT_SANITIZE=address -DLBKIT_FUZZ=ON \
+    -DLBKIT_BUILD_BENCHMARKS=OFF
+  run_ctest build-fuzz -L fuzz
 fi
 echo "== all lbkit test runs passed in $(( $(date +%s) - start )) s"
 echo "lbkit: $passed passed, $failed failed"
