@@ -4,11 +4,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/async_queue.h"
 #include "src/core/lib/iomgr/closure.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
 
@@ -134,22 +134,6 @@ void HealthCheckParams::JsonPostLoad(const grpc_core::Json&, const grpc_core::Js
   }
 }
 
-void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& serializer,
-                         std::function<void()> fn) {
-  auto hop = [serializer, fn = std::move(fn)](absl::Status) {
-    serializer->Run(fn, DEBUG_LOCATION);
-  };
-  if (grpc_core::ExecCtx::Get() == nullptr) {
-    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
-    grpc_core::ExecCtx exec_ctx;
-    grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
-                            absl::OkStatus());
-  } else {
-    grpc_core::ExecCtx::Run(DEBUG_LOCATION, grpc_core::NewClosure(std::move(hop)),
-                            absl::OkStatus());
-  }
-}
-
 //
 // HealthPoller
 //
@@ -162,36 +146,6 @@ struct HealthPoller::Call {
   std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> reader;
 };
 
-namespace {
-
-// One completion queue, and one thread draining it, for every poller in the
-// process. Not grpc++'s callback API: its shared callback queue double-frees
-// at process exit in 1.51 (seen under ASan). Never destroyed, so no exit-time
-// teardown races with a check in flight; its thread blocks in Next() until
-// the process ends.
-class CheckQueue {
- public:
-  static grpc::CompletionQueue* Get() {
-    static CheckQueue* queue = new CheckQueue();
-    return &queue->cq_;
-  }
-
- private:
-  CheckQueue() {
-    std::thread([this] {
-      void* tag;
-      bool ok;
-      while (cq_.Next(&tag, &ok)) {
-        auto* done = static_cast<std::function<void()>*>(tag);
-        (*done)();
-        delete done;
-      }
-    }).detach();
-  }
-  grpc::CompletionQueue cq_;
-};
-
-}  // namespace
 
 HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
                            std::shared_ptr<grpc_core::WorkSerializer> serializer,
@@ -236,9 +190,10 @@ void HealthPoller::CheckLocked() {
   call->request = EncodeRequest(params_.service_name);
   auto* stub = static_cast<grpc::GenericStub*>(channel_.get());
   call->reader = stub->PrepareUnaryCall(&call->context, kCheckMethod, call->request,
-                                        CheckQueue::Get());
+                                        AsyncQueue());
   call->reader->StartCall();
-  auto* done = new std::function<void()>([self = Ref(DEBUG_LOCATION, "Check"), call]() {
+  // On AsyncQueue()'s thread, not grpc++'s callback API (see async_queue.h).
+  void* done = OnDone([self = Ref(DEBUG_LOCATION, "Check"), call](bool) {
     const grpc::Status& status = call->status;
     bool healthy = false;
     absl::Status why;

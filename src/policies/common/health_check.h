@@ -22,6 +22,7 @@
 
 #include "absl/types/optional.h"
 #include "algorithms/health_thresholds.h"
+#include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/gprpp/orphanable.h"
 #include "src/core/lib/gprpp/time.h"
@@ -55,11 +56,6 @@ struct HealthCheckParams {
   void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
                     grpc_core::ValidationErrors* errors);
 };
-
-// Runs `fn` on `serializer` from any thread (a gRPC callback thread, an
-// EventEngine timer), with the ExecCtx gRPC needs there.
-void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& serializer,
-                         std::function<void()> fn);
 
 // Polls one endpoint's grpc.health.v1.Health/Check. Created and orphaned on
 // the policy's WorkSerializer; `on_change(healthy, why)` runs there when the

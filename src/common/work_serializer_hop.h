@@ -1,0 +1,23 @@
+// Getting onto a gRPC WorkSerializer from a thread gRPC does not own (lbkit's
+// AsyncQueue thread, an EventEngine timer), where the ExecCtx gRPC expects is
+// missing.
+
+#ifndef LBKIT_COMMON_WORK_SERIALIZER_HOP_H_
+#define LBKIT_COMMON_WORK_SERIALIZER_HOP_H_
+
+#include <functional>
+#include <memory>
+
+#include "grpc_internal/abi_guard.h"
+#include "src/core/lib/gprpp/work_serializer.h"
+
+namespace lbkit {
+
+// Runs `fn` on `serializer` from any thread, through an ExecCtx closure
+// (creating the ExecCtx when the thread has none).
+void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& serializer,
+                         std::function<void()> fn);
+
+}  // namespace lbkit
+
+#endif  // LBKIT_COMMON_WORK_SERIALIZER_HOP_H_
