@@ -566,7 +566,11 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
     }
     for (const auto& address : *args.addresses) StateFor(address);
     std::vector<std::shared_ptr<stats::EndpointStats>> listed;
-    for (const auto& [key, state] : states_) listed.push_back(state->stats);
+    // Only the resolver's endpoints: a state kept for a child's lingering
+    // subchannel is not an endpoint of the channel any more.
+    for (const auto& [key, state] : states_) {
+      if (state->listed) listed.push_back(state->stats);
+    }
     stats_->SetEndpoints(std::move(listed));
   } else {
     stats_->CountResolverError(args.addresses.status().ToString());
