@@ -121,6 +121,16 @@ std::string WithLineAndColumn(absl::string_view message, absl::string_view text)
   return absl::StrCat(message, " (line ", line, ", column ", column, ")");
 }
 
+EndpointSpec ToSpec(EndpointJson e) {
+  EndpointSpec spec;
+  spec.address = std::move(e.address);
+  spec.attributes.locality = {std::move(e.locality.region), std::move(e.locality.zone),
+                              std::move(e.locality.sub_zone)};
+  spec.attributes.weight = static_cast<uint32_t>(e.weight);
+  spec.attributes.labels = std::move(e.labels);
+  return spec;
+}
+
 }  // namespace
 
 absl::StatusOr<EndpointsFile> ParseEndpointsFile(absl::string_view text) {
@@ -134,19 +144,21 @@ absl::StatusOr<EndpointsFile> ParseEndpointsFile(absl::string_view text) {
   auto parsed = grpc_core::LoadFromJson<FileJson>(*json, JsonArgs(), "invalid endpoints file");
   if (!parsed.ok()) return parsed.status();
   EndpointsFile file;
-  for (EndpointJson& e : parsed->endpoints) {
-    EndpointSpec spec;
-    spec.address = std::move(e.address);
-    spec.attributes.locality = {std::move(e.locality.region), std::move(e.locality.zone),
-                                std::move(e.locality.sub_zone)};
-    spec.attributes.weight = static_cast<uint32_t>(e.weight);
-    spec.attributes.labels = std::move(e.labels);
-    file.endpoints.push_back(std::move(spec));
-  }
+  for (EndpointJson& e : parsed->endpoints) file.endpoints.push_back(ToSpec(std::move(e)));
   if (parsed->service_config.has_value()) {
     file.service_config_json = grpc_core::Json(*parsed->service_config).Dump();
   }
   return file;
+}
+
+absl::StatusOr<EndpointSpec> ParseEndpointObject(absl::string_view text) {
+  auto json = grpc_core::Json::Parse(text);
+  if (!json.ok()) {
+    return absl::InvalidArgumentError(WithLineAndColumn(json.status().message(), text));
+  }
+  auto parsed = grpc_core::LoadFromJson<EndpointJson>(*json, JsonArgs(), "invalid endpoint");
+  if (!parsed.ok()) return parsed.status();
+  return ToSpec(*std::move(parsed));
 }
 
 }  // namespace lbkit::resolvers

@@ -39,6 +39,11 @@ struct EndpointsFile {
 // A JSON syntax error names its line and column.
 absl::StatusOr<EndpointsFile> ParseEndpointsFile(absl::string_view text);
 
+// One endpoint object of the same schema on its own (lbkit-etcd's values):
+//   {"address": "10.0.0.7:50051", "locality": {"zone": "a"}, "weight": 2}
+// Errors have gRPC's field paths: [field:weight error:must be ...].
+absl::StatusOr<EndpointSpec> ParseEndpointObject(absl::string_view text);
+
 }  // namespace lbkit::resolvers
 
 #endif  // LBKIT_RESOLVERS_FILE_ENDPOINTS_FILE_H_
