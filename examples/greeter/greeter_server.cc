@@ -12,6 +12,10 @@
 // that scripts can start it and parse the port. Everything else goes to
 // stderr. SIGTERM or SIGINT shut it down gracefully, after --drain_ms of
 // reporting NOT_SERVING; a second one kills it at once.
+//
+// With --etcd it registers itself with lbkit::EtcdRegistration (a lease kept
+// alive), so clients of lbkit-etcd://ETCD/PREFIX find it; SIGTERM removes
+// the key before shutting down, SIGKILL leaves it to expire with the lease.
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -24,6 +28,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>  // strerror
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -41,6 +46,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "greeter.grpc.pb.h"
+#include "lbkit/etcd.h"
 #include "status_codes.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on.");
@@ -58,6 +64,16 @@ ABSL_FLAG(int32_t, drain_ms, 0,
           "shutting down, so that health-checking clients move away first.");
 ABSL_FLAG(bool, health_service, true,
           "Serve grpc.health.v1.Health; false makes health checks end UNIMPLEMENTED.");
+ABSL_FLAG(std::string, etcd, "",
+          "etcd endpoints (HOST:PORT,...) to register this server with, for clients "
+          "using lbkit-etcd; empty: no registration.");
+ABSL_FLAG(std::string, etcd_prefix, "/services/greeter/",
+          "Key prefix of the registration (the key is PREFIX + HOST:PORT).");
+ABSL_FLAG(int32_t, etcd_ttl_s, 10,
+          "Lease TTL of the registration, in seconds: how long a killed server stays "
+          "registered.");
+ABSL_FLAG(std::string, locality, "",
+          "region[/zone[/subZone]] registered with --etcd.");
 ABSL_FLAG(int32_t, max_threads, 256,
           "Upper bound on the sync server's threads, i.e. on concurrent RPCs; "
           "beyond it new RPCs fail with RESOURCE_EXHAUSTED.");
@@ -323,7 +339,7 @@ class ControlService final : public GreeterControl::Service {
 // so the handling code may take locks and call into gRPC, which a signal
 // handler may not. Returns once shutdown is complete.
 void HandleSignals(sigset_t signals, std::chrono::milliseconds drain, grpc::Server* server,
-                   BackendState* state) {
+                   BackendState* state, std::function<void()> before_shutdown) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
@@ -346,6 +362,8 @@ void HandleSignals(sigset_t signals, std::chrono::milliseconds drain, grpc::Serv
         sigaddset(&terminate, SIGINT);
         sigaddset(&terminate, SIGTERM);
         pthread_sigmask(SIG_UNBLOCK, &terminate, nullptr);
+        // Deregistered first, so clients stop picking it before it stops.
+        before_shutdown();
         state->ShutdownHealth();
         // gRPC's shutdown cancels the RPCs that have arrived but not yet
         // reached a handler thread, so a client with RPCs in flight sees a few
@@ -444,9 +462,30 @@ int Main() {
     state.AttachHealthService(health);
   }
 
+  std::unique_ptr<lbkit::EtcdRegistration> registration;
+  if (!absl::GetFlag(FLAGS_etcd).empty()) {
+    lbkit::EtcdRegistration::Options options;
+    options.etcd_endpoints = absl::GetFlag(FLAGS_etcd);
+    options.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+    options.address = JoinHostPort(host, bound_port);
+    options.locality = absl::GetFlag(FLAGS_locality);
+    options.ttl = std::chrono::seconds(absl::GetFlag(FLAGS_etcd_ttl_s));
+    auto started = lbkit::EtcdRegistration::Start(options);
+    if (!started.ok()) {
+      Log(std::string(started.status().message()));
+      server->Shutdown();
+      return 2;
+    }
+    registration = *std::move(started);
+    // Serving does not wait for etcd: the registration keeps trying.
+    absl::Status registered = registration->WaitRegistered(std::chrono::seconds(5));
+    Log(registered.ok() ? absl::StrCat(name, ": registered in etcd as ", registration->key())
+                        : std::string(registered.message()));
+  }
+
   std::thread signal_thread(HandleSignals, signals,
                             std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_ms)),
-                            server.get(), &state);
+                            server.get(), &state, [&registration] { registration.reset(); });
   Log(absl::StrCat(name, ": ", DescribeBehavior(state.Get().behavior)));
   // The one line on stdout; std::endl flushes it for whoever waits on a pipe.
   std::cout << "listening on " << JoinHostPort(host, bound_port) << std::endl;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
+#include "resolvers/etcd/etcd_resolver.h"
 #include "resolvers/file/file_resolver.h"
 #include "resolvers/static/static_resolver.h"
 #include "src/core/lib/config/core_configuration.h"
@@ -15,6 +16,7 @@ namespace lbkit::resolvers {
 
 void RegisterStaticResolver(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterFileResolver(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterEtcdResolver(grpc_core::CoreConfiguration::Builder* builder);
 
 struct ResolverEntry {
   absl::string_view scheme;
@@ -24,6 +26,7 @@ struct ResolverEntry {
 inline constexpr ResolverEntry kResolvers[] = {
     {kStaticScheme, RegisterStaticResolver},
     {kFileScheme, RegisterFileResolver},
+    {kEtcdScheme, RegisterEtcdResolver},
 };
 
 }  // namespace lbkit::resolvers

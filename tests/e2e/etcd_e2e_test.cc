@@ -1,0 +1,315 @@
+// lbkit-etcd end to end: a real etcd (one member, or three on loopback),
+// greeter servers that register themselves with --etcd (lbkit::
+// EtcdRegistration), and a client channel on lbkit-etcd://. Times are
+// printed, never asserted: waits are bounded loops.
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "lbkit/stats.h"
+#include "resolvers/common/endpoint_spec.h"
+#include "resolvers/etcd/etcd_client.h"
+#include "resolvers/etcd/etcd_resolver.h"
+#include "resolvers/file/endpoints_file.h"
+#include "tests/support/backend_process.h"
+#include "tests/support/etcd_process.h"
+#include "tests/support/greeter_calls.h"
+
+namespace lbkit {
+namespace {
+
+using testing::BackendProcess;
+using testing::EtcdCluster;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kPrefix[] = "/services/greeter/";
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Outlier ejection over round robin, and retries: what keeps calls
+// succeeding while a dead server is still registered.
+std::shared_ptr<grpc::Channel> EtcdChannel(const std::string& endpoints) {
+  return testing::MakeChannel(
+      absl::StrCat("lbkit-etcd://", endpoints, kPrefix),
+      R"({"loadBalancingConfig": [{"lbkit_outlier_ejection": {
+            "consecutive5xxErrors": 2, "baseEjectionTime": "30s",
+            "childPolicy": [{"lbkit_round_robin": {}}]}}],
+          "methodConfig": [{"name": [{"service": "lbkit.examples.Greeter"}],
+            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
+}
+
+std::vector<std::string> RegisterFlags(const std::string& endpoints, int ttl_s = 2) {
+  return {"--etcd=" + endpoints, absl::StrCat("--etcd_prefix=", kPrefix),
+          absl::StrCat("--etcd_ttl_s=", ttl_s)};
+}
+
+// Calls on a thread of its own until stopped, counting failures.
+class CallLoop {
+ public:
+  explicit CallLoop(examples::Greeter::Stub* stub)
+      : thread_([this, stub] {
+          const auto limit = Clock::now() + std::chrono::seconds(120);  // bounded
+          while (!stop_ && Clock::now() < limit) {
+            testing::CallResult r = testing::CallOnce(*stub, 2000);
+            ++calls_;
+            if (!r.status.ok()) {
+              ++failed_;
+              if (first_error_.empty()) first_error_ = r.status.error_message();
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+        }) {}
+  ~CallLoop() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int calls() const { return calls_; }
+  int failed() const { return failed_; }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> calls_{0}, failed_{0};
+  std::string first_error_;
+  std::thread thread_;
+};
+
+template <typename Pred>
+bool WaitUntil(Pred done, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+TEST(EtcdE2E, ServersComeAndGo) {
+  auto etcd = EtcdCluster::Start(1);
+  const auto flags = RegisterFlags(etcd->endpoints());
+  std::vector<std::unique_ptr<BackendProcess>> servers;
+  for (int i = 0; i < 3; ++i) servers.push_back(BackendProcess::Start(absl::StrCat("e", i), flags));
+  auto channel = EtcdChannel(etcd->endpoints());
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"e0", "e1", "e2"}));
+
+  // A 4th registers (greeter_server prints its "listening" line once the
+  // key is written): first call answered by it. Measured from the spawn,
+  // so process start-up and registration are included: an upper bound.
+  const auto spawned = Clock::now();
+  servers.push_back(BackendProcess::Start("e3", flags));
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"e3"}, std::chrono::seconds(10)));
+  printf("[ figure ] 4th server: first call %.0f ms after the process was spawned "
+         "(start-up and registration included)\n",
+         MsSince(spawned));
+
+  // SIGKILL: the key stays until the lease expires (TTL 2 s); meanwhile
+  // outlier ejection and retries keep every call succeeding.
+  {
+    CallLoop calls(stub.get());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::string key = kPrefix + servers[0]->address();
+    const auto killed = Clock::now();
+    servers[0]->Kill();
+    ASSERT_TRUE(WaitUntil([&] { return etcd->List(kPrefix).count(key) == 0; },
+                          std::chrono::seconds(15)));
+    const double expired = MsSince(killed);
+    ASSERT_TRUE(WaitUntil([&] { return !absl::StrContains(DumpState(), servers[0]->address()); },
+                          std::chrono::seconds(5)))
+        << DumpState();
+    printf("[ figure ] SIGKILLed server: key gone %.0f ms later (TTL 2 s), out of the "
+           "client's endpoints %.0f ms later\n",
+           expired, MsSince(killed));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    calls.Stop();
+    EXPECT_GT(calls.calls(), 100);
+    EXPECT_EQ(calls.failed(), 0) << calls.first_error();
+  }
+
+  // Graceful stop: the key is revoked before the process exits.
+  const std::string key1 = kPrefix + servers[1]->address();
+  servers[1]->Stop();
+  EXPECT_EQ(etcd->List(kPrefix).count(key1), 0u);
+  const auto stopped = Clock::now();
+  ASSERT_TRUE(WaitUntil([&] { return !absl::StrContains(DumpState(), servers[1]->address()); },
+                        std::chrono::seconds(5)));
+  printf("[ figure ] stopped server: out of the client's endpoints %.0f ms after it exited\n",
+         MsSince(stopped));
+  testing::Tally tally = testing::CallMany(*stub, 100);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  EXPECT_EQ(tally.per_backend["e1"], 0);
+  EXPECT_EQ(tally.per_backend["e2"], 50);
+  EXPECT_EQ(tally.per_backend["e3"], 50);
+}
+
+TEST(EtcdE2E, BadValuesAreSkippedAndNeverEmptyTheSet) {
+  auto etcd = EtcdCluster::Start(1);
+  auto server = BackendProcess::Start("good", RegisterFlags(etcd->endpoints(), 10));
+  auto channel = EtcdChannel(etcd->endpoints());
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"good"}));
+
+  etcd->Put(std::string(kPrefix) + "garbage", "not json");
+  etcd->Put(std::string(kPrefix) + "zero-weight", R"({"address":"127.0.0.1:1","weight":0})");
+  etcd->Put(std::string(kPrefix) + "no-port", R"({"address":"127.0.0.1"})");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  testing::Tally tally = testing::CallMany(*stub, 50);
+  EXPECT_EQ(tally.per_backend["good"], 50) << tally.first_error;
+  EXPECT_FALSE(absl::StrContains(DumpState(), "127.0.0.1:1\""));
+
+  // Every value bad (the server's own key overwritten): the last set stays.
+  etcd->Put(std::string(kPrefix) + server->address(), "{");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  tally = testing::CallMany(*stub, 50);
+  EXPECT_EQ(tally.per_backend["good"], 50) << tally.first_error;
+
+  // A good value again, for another address: it replaces the set.
+  auto other = BackendProcess::Start("other");
+  etcd->Put(std::string(kPrefix) + "other", absl::StrCat(R"({"address":")", other->address(),
+                                                         R"("})"));
+  ASSERT_TRUE(testing::CallUntil(*stub, 20, [](const testing::Tally& t) {
+    return t.per_backend.count("other") && t.per_backend.at("other") == 20;
+  }));
+}
+
+TEST(EtcdE2E, ThreeMembersLosingTheWatchedOneFailsNoCall) {
+  auto etcd = EtcdCluster::Start(3);
+  std::vector<std::unique_ptr<BackendProcess>> servers;
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(BackendProcess::Start(absl::StrCat("c", i),
+                                            RegisterFlags(etcd->endpoints(), 10)));
+  }
+  auto channel = EtcdChannel(etcd->endpoints());
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"c0", "c1"}));
+  std::string peer;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto watches = resolvers::EtcdWatches();
+        peer = watches.size() == 1 ? watches[0].peer : "";
+        return !peer.empty();
+      },
+      std::chrono::seconds(10)));
+  int watched = -1;
+  for (int i = 0; i < etcd->size(); ++i) {
+    if (absl::EndsWith(peer, absl::StrCat(":", etcd->endpoint(i).substr(10)))) watched = i;
+  }
+  ASSERT_GE(watched, 0) << peer;
+
+  CallLoop calls(stub.get());
+  etcd->Kill(watched);
+  // Registered through the two members left; the client must hear of it
+  // on its re-established watch.
+  std::string others;
+  for (int i = 0; i < etcd->size(); ++i) {
+    if (i != watched) others += (others.empty() ? "" : ",") + etcd->endpoint(i);
+  }
+  const auto killed = Clock::now();
+  servers.push_back(BackendProcess::Start("c2", RegisterFlags(others, 10)));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(DumpState(), servers[2]->address()); },
+      std::chrono::seconds(15)));
+  printf("[ figure ] watched member killed: a server registered through the others is in the "
+         "client's endpoints %.0f ms after the kill\n",
+         MsSince(killed));
+  auto watches = resolvers::EtcdWatches();
+  ASSERT_EQ(watches.size(), 1u);
+  EXPECT_NE(watches[0].peer, peer);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  calls.Stop();
+  EXPECT_EQ(calls.failed(), 0) << calls.first_error();
+  EXPECT_GT(calls.calls(), 50);
+}
+
+TEST(EtcdE2E, CompactionWhileDisconnectedRelists) {
+  auto etcd = EtcdCluster::Start(3);
+  const std::string others = etcd->endpoint(1) + "," + etcd->endpoint(2);
+  auto first = BackendProcess::Start("first", RegisterFlags(others, 10));
+  // The client knows member 0 only: killing it disconnects the resolver.
+  auto channel = EtcdChannel(etcd->endpoint(0));
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"first"}));
+  ASSERT_EQ(resolvers::EtcdWatches().size(), 1u);
+  EXPECT_EQ(resolvers::EtcdWatches()[0].lists, 1);
+
+  etcd->Kill(0);
+  auto second = BackendProcess::Start("second", RegisterFlags(others, 10));
+  const std::string first_address = first->address();
+  first->Stop();  // its key is deleted
+  for (int i = 0; i < 20; ++i) etcd->Put(absl::StrCat("/unrelated/", i), "x", 1);
+  const int64_t compacted = etcd->CompactAll(1);
+  etcd->Restart(0);
+  const auto restarted = Clock::now();
+
+  // The watch resumes from a revision that is gone: only a full list can
+  // know "first" left, since its delete event was compacted away.
+  ASSERT_TRUE(WaitUntil([] { return resolvers::EtcdWatches()[0].lists >= 2; },
+                        std::chrono::seconds(20)))
+      << "compacted at revision " << compacted;
+  printf("[ figure ] member back after compaction: re-listed %.0f ms later\n",
+         MsSince(restarted));
+  ASSERT_TRUE(testing::CallUntil(*stub, 20, [](const testing::Tally& t) {
+    return t.per_backend.count("second") && t.per_backend.at("second") == 20;
+  }));
+  EXPECT_FALSE(absl::StrContains(DumpState(), first_address));
+}
+
+// Not a speed test (nothing asserted on time): the figures for README.
+TEST(EtcdE2E, ThousandEndpointsListedAndParsed) {
+  auto etcd = EtcdCluster::Start(1);
+  auto channel = etcd::CreateEtcdChannel(etcd->endpoints());
+  ASSERT_TRUE(channel.ok());
+  {
+    etcd::BlockingClient client(*channel);
+    for (int i = 0; i < 1000; ++i) {
+      etcdpb::PutRequest put;
+      put.set_key(absl::StrCat(kPrefix, "10.0.", i / 250, ".", i % 250, ":50051"));
+      put.set_value(absl::StrCat(R"({"address":"10.0.)", i / 250, ".", i % 250,
+                                 R"(:50051","locality":{"region":"r1","zone":"z)", i % 3,
+                                 R"("},"weight":1,"labels":{"version":"v1"}})"));
+      etcdpb::PutResponse done;
+      ASSERT_TRUE(client.Call(etcd::kPutMethod, put, &done, std::chrono::seconds(10)).ok());
+    }
+  }
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  std::atomic<size_t> listed{0};
+  const auto start = Clock::now();
+  auto watch = etcd::PrefixWatch::Start(
+      *channel, kPrefix, [&](const etcd::PrefixWatch::Snapshot& kvs) { listed = kvs.size(); },
+      nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return listed.load() == 1000; }, std::chrono::seconds(20)));
+  const double list_ms = MsSince(start);
+  // What the resolver does with them next.
+  const auto parse_start = Clock::now();
+  std::vector<resolvers::EndpointSpec> specs;
+  for (int i = 0; i < 1000; ++i) {
+    auto spec = resolvers::ParseEndpointObject(absl::StrCat(
+        R"({"address":"10.0.)", i / 250, ".", i % 250,
+        R"(:50051","locality":{"region":"r1","zone":"z1"},"weight":1,"labels":{"version":"v1"}})"));
+    ASSERT_TRUE(spec.ok());
+    specs.push_back(*std::move(spec));
+  }
+  auto addresses = resolvers::ToServerAddresses(specs);
+  ASSERT_TRUE(addresses.ok());
+  const double parse_ms = MsSince(parse_start);
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  watch->Shutdown();
+  printf("[ figure ] 1,000 endpoints: listed in %.1f ms, parsed into addresses in %.1f ms; "
+         "peak RSS grew by %ld KiB\n",
+         list_ms, parse_ms, after.ru_maxrss - before.ru_maxrss);
+}
+
+}  // namespace
+}  // namespace lbkit
