@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "lbkit/etcd.h"
 #include "lbkit/stats.h"
 #include "resolvers/common/endpoint_spec.h"
 #include "resolvers/etcd/etcd_client.h"
@@ -262,6 +263,68 @@ TEST(EtcdE2E, CompactionWhileDisconnectedRelists) {
     return t.per_backend.count("second") && t.per_backend.at("second") == 20;
   }));
   EXPECT_FALSE(absl::StrContains(DumpState(), first_address));
+}
+
+TEST(EtcdRegistrationTest, BadOptionsAreNamed) {
+  auto start = [](auto edit) {
+    EtcdRegistration::Options options;
+    options.etcd_endpoints = "127.0.0.1:2379";
+    options.prefix = "/services/x/";
+    options.address = "127.0.0.1:50051";
+    edit(options);
+    return EtcdRegistration::Start(options).status();
+  };
+  using O = EtcdRegistration::Options;
+  EXPECT_EQ(start([](O& o) { o.etcd_endpoints = ""; }).message(),
+            "lbkit::EtcdRegistration: etcd_endpoints is empty");
+  EXPECT_EQ(start([](O& o) { o.prefix = "/"; }).message(),
+            "lbkit::EtcdRegistration: prefix must name a key prefix, e.g. /services/greeter/");
+  EXPECT_EQ(start([](O& o) { o.address = "127.0.0.1"; }).message(),
+            "lbkit::EtcdRegistration: address \"127.0.0.1\": address \"127.0.0.1\" has no port");
+  EXPECT_EQ(start([](O& o) { o.weight = 0; }).message(),
+            "lbkit::EtcdRegistration: weight must be in [1, 2147483647], not 0");
+  EXPECT_EQ(start([](O& o) { o.ttl = std::chrono::seconds(0); }).message(),
+            "lbkit::EtcdRegistration: ttl must be at least 1 s");
+  EXPECT_EQ(start([](O& o) { o.etcd_endpoints = "127.0.0.1:2379,nope"; }).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(start([](O& o) { o.locality = "a/b/c/d"; }).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// The lease taken away (as an etcd restored from an old snapshot would):
+// the next keepalive sees TTL 0 and the key is written again.
+TEST(EtcdRegistrationTest, ALostLeaseIsReplaced) {
+  auto etcd = EtcdCluster::Start(1);
+  EtcdRegistration::Options options;
+  options.etcd_endpoints = etcd->endpoints();
+  options.prefix = "/services/lease";  // the "/" is added
+  options.address = "127.0.0.1:50051";
+  options.ttl = std::chrono::seconds(3);
+  auto registration = EtcdRegistration::Start(options);
+  ASSERT_TRUE(registration.ok()) << registration.status();
+  ASSERT_TRUE((*registration)->WaitRegistered(std::chrono::seconds(10)).ok());
+  EXPECT_EQ((*registration)->key(), "/services/lease/127.0.0.1:50051");
+  EXPECT_EQ(etcd->List("/services/lease/").size(), 1u);
+
+  auto channel = etcd::CreateEtcdChannel(etcd->endpoints());
+  ASSERT_TRUE(channel.ok());
+  etcd::BlockingClient client(*channel);
+  etcdpb::RangeRequest range;
+  range.set_key((*registration)->key());
+  etcdpb::RangeResponse found;
+  ASSERT_TRUE(client.Call(etcd::kRangeMethod, range, &found, std::chrono::seconds(5)).ok());
+  ASSERT_EQ(found.kvs_size(), 1);
+  etcdpb::LeaseRevokeRequest revoke;
+  revoke.set_id(found.kvs(0).lease());
+  etcdpb::LeaseRevokeResponse revoked;
+  ASSERT_TRUE(client.Call(etcd::kLeaseRevokeMethod, revoke, &revoked, std::chrono::seconds(5)).ok());
+  EXPECT_EQ(etcd->List("/services/lease/").size(), 0u);
+
+  ASSERT_TRUE(WaitUntil([&] { return (*registration)->registrations() == 2; },
+                        std::chrono::seconds(10)));
+  EXPECT_EQ(etcd->List("/services/lease/").size(), 1u);
+  registration->reset();  // graceful: revoked, the key goes at once
+  EXPECT_EQ(etcd->List("/services/lease/").size(), 0u);
 }
 
 // Not a speed test (nothing asserted on time): the figures for README.

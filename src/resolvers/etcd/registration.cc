@@ -35,11 +35,13 @@ class EtcdRegistration::Impl {
 
   ~Impl() {
     {
+      // The call in progress is cancelled under the lock the thread takes
+      // to see stopping_: the revoke it starts after that is not.
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       cv_.SignalAll();
+      client_.CancelCurrent();
     }
-    client_.CancelCurrent();
     thread_.join();
   }
 
