@@ -170,7 +170,10 @@ class EtcdRegistration::Impl {
     }
   }
 
-  static constexpr std::chrono::milliseconds kCallTimeout{5000};
+  // Short: a member that has just lost its leader holds a request until it
+  // times out (etcd's own limit is about 5 s); another attempt, possibly on
+  // another member, does better than waiting.
+  static constexpr std::chrono::milliseconds kCallTimeout{2000};
 
   const Options options_;
   const std::string key_;
