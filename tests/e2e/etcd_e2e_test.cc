@@ -168,19 +168,39 @@ TEST(EtcdE2E, BadValuesAreSkippedAndNeverEmptyTheSet) {
   EXPECT_EQ(tally.per_backend["good"], 50) << tally.first_error;
   EXPECT_FALSE(absl::StrContains(DumpState(), "127.0.0.1:1\""));
 
-  // Every value bad (the server's own key overwritten): the last set stays.
-  etcd->Put(std::string(kPrefix) + server->address(), "{");
+  // A key overwritten with a bad value keeps its last good one.
+  const std::string good_key = std::string(kPrefix) + server->address();
+  etcd->Put(good_key, "{");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   tally = testing::CallMany(*stub, 50);
   EXPECT_EQ(tally.per_backend["good"], 50) << tally.first_error;
 
-  // A good value again, for another address: it replaces the set.
+  // A good value under a new key joins.
   auto other = BackendProcess::Start("other");
   etcd->Put(std::string(kPrefix) + "other", absl::StrCat(R"({"address":")", other->address(),
                                                          R"("})"));
   ASSERT_TRUE(testing::CallUntil(*stub, 20, [](const testing::Tally& t) {
+    return t.per_backend.count("other") && t.per_backend.count("good");
+  }));
+  // Deleting a key removes its endpoint, whatever its value was.
+  etcd->Delete(good_key);
+  ASSERT_TRUE(testing::CallUntil(*stub, 20, [](const testing::Tally& t) {
     return t.per_backend.count("other") && t.per_backend.at("other") == 20;
   }));
+}
+
+TEST(EtcdE2E, OnlyBadValuesFailCallsWithTheReason) {
+  auto etcd = EtcdCluster::Start(1);
+  etcd->Put(std::string(kPrefix) + "a", R"({"address":"127.0.0.1:1","weight":-1})");
+  auto channel = EtcdChannel(etcd->endpoints());
+  auto stub = examples::Greeter::NewStub(channel);
+  testing::CallResult r = testing::CallOnce(*stub, 5000);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(r.status.error_message(),
+                                "lbkit-etcd: no usable endpoint under /services/greeter/; "
+                                "/services/greeter/a: invalid endpoint: [field:weight error:must "
+                                "be an integer in [1, 2147483647], got -1]"))
+      << r.status.error_message();
 }
 
 TEST(EtcdE2E, ThreeMembersLosingTheWatchedOneFailsNoCall) {

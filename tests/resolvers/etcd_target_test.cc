@@ -41,6 +41,10 @@ TEST(EtcdKeys, ChannelTargetResolvesOnceAndNamesTheBadEndpoint) {
   auto target = etcd::EtcdChannelTarget("127.0.0.1:2379,127.0.0.2:2380");
   ASSERT_TRUE(target.ok()) << target.status();
   EXPECT_EQ(*target, "ipv4:127.0.0.1:2379,127.0.0.2:2380");
+  // One name alone is left to gRPC's DNS resolver, which follows it.
+  target = etcd::EtcdChannelTarget("localhost:2379");
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(*target, "dns:///localhost:2379");
   target = etcd::EtcdChannelTarget("[::1]:2379");
   ASSERT_TRUE(target.ok()) << target.status();
   EXPECT_EQ(*target, "ipv6:[::1]:2379");

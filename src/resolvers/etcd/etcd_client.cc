@@ -1,6 +1,7 @@
 #include "resolvers/etcd/etcd_client.h"
 
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/security/credentials.h>
@@ -58,9 +59,10 @@ std::string PrefixEnd(absl::string_view prefix) {
 }
 
 absl::StatusOr<std::string> EtcdChannelTarget(absl::string_view endpoints) {
-  std::vector<std::string> v4, v6;
+  std::vector<std::string> v4, v6, unresolved;
+  std::vector<absl::string_view> list = absl::StrSplit(endpoints, ',');
   int index = 0;
-  for (absl::string_view endpoint : absl::StrSplit(endpoints, ',')) {
+  for (absl::string_view endpoint : list) {
     ++index;
     std::string host;
     uint16_t port = 0;
@@ -72,12 +74,21 @@ absl::StatusOr<std::string> EtcdChannelTarget(absl::string_view endpoints) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
+    // One name alone (a Kubernetes Service, a DNS round robin): gRPC's DNS
+    // resolver follows it, re-resolving when connections fail, so members
+    // that move keep being found.
+    if (list.size() == 1) {
+      in6_addr scratch;
+      if (inet_pton(AF_INET, host.c_str(), &scratch) != 1 &&
+          inet_pton(AF_INET6, host.c_str(), &scratch) != 1) {
+        return absl::StrCat("dns:///", endpoint);
+      }
+    }
     addrinfo* found = nullptr;
     const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
     if (rc != 0) {
-      return absl::UnavailableError(absl::StrCat("etcd endpoint ", index, " (\"", endpoint,
-                                                 "\"): cannot resolve ", host, ": ",
-                                                 gai_strerror(rc)));
+      unresolved.push_back(absl::StrCat(endpoint, " (", gai_strerror(rc), ")"));
+      continue;
     }
     for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
       char text[INET6_ADDRSTRLEN] = {};
@@ -93,11 +104,20 @@ absl::StatusOr<std::string> EtcdChannelTarget(absl::string_view endpoints) {
     }
     freeaddrinfo(found);
   }
+  if (v4.empty() && v6.empty()) {
+    return absl::UnavailableError(absl::StrCat("no etcd endpoint resolves: ",
+                                               absl::StrJoin(unresolved, ", ")));
+  }
+  if (!unresolved.empty()) {
+    // The members that resolve are enough to start; the channel is made
+    // again only if none does.
+    gpr_log(GPR_ERROR, "lbkit-etcd: etcd endpoints that do not resolve, left out: %s",
+            absl::StrJoin(unresolved, ", ").c_str());
+  }
   // A channel target has one scheme: IPv4 when there is any (loopback and
   // most clusters), else IPv6.
   if (!v4.empty()) return absl::StrCat("ipv4:", absl::StrJoin(v4, ","));
-  if (!v6.empty()) return absl::StrCat("ipv6:", absl::StrJoin(v6, ","));
-  return absl::InvalidArgumentError("no etcd endpoint given");
+  return absl::StrCat("ipv6:", absl::StrJoin(v6, ","));
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateEtcdChannel(absl::string_view endpoints) {

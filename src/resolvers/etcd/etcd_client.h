@@ -51,9 +51,11 @@ inline constexpr char kLeaseKeepAliveMethod[] = "/etcdserverpb.Lease/LeaseKeepAl
 // for a prefix): the last byte below 0xff incremented, the rest dropped.
 std::string PrefixEnd(absl::string_view prefix);
 
-// "HOST:PORT[,HOST:PORT...]" to a channel target: names are resolved once,
-// here, with the system resolver ("ipv4:a,b" or "ipv6:a,b"). Errors name the
-// endpoint that is wrong.
+// "HOST:PORT[,HOST:PORT...]" to a channel target. One name alone becomes
+// "dns:///NAME:PORT" (gRPC follows it); otherwise names are resolved once,
+// here, with the system resolver ("ipv4:a,b" or "ipv6:a,b"), leaving out
+// (and logging) those that do not resolve. INVALID_ARGUMENT names a
+// malformed endpoint; UNAVAILABLE says no endpoint resolved.
 absl::StatusOr<std::string> EtcdChannelTarget(absl::string_view endpoints);
 
 // A channel to the members listed: gRPC's round_robin over them, so a call

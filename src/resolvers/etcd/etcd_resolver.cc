@@ -1,5 +1,6 @@
 #include "resolvers/etcd/etcd_resolver.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -14,7 +15,9 @@
 #include "resolvers/etcd/etcd_client.h"
 #include "resolvers/file/endpoints_file.h"
 #include "resolvers/register.h"
+#include "src/core/lib/event_engine/default_event_engine.h"
 #include "src/core/lib/gprpp/work_serializer.h"
+#include "src/core/lib/iomgr/exec_ctx.h"
 #include "src/core/lib/resolver/resolver.h"
 #include "src/core/lib/resolver/resolver_factory.h"
 #include "src/core/lib/resolver/resolver_registry.h"
@@ -53,6 +56,10 @@ class EtcdResolver : public grpc_core::Resolver {
         result_handler_(std::move(args.result_handler)) {}
 
   void StartLocked() override;
+  grpc_core::RefCountedPtr<EtcdResolver> RefAsSubclass() {
+    Ref().release();
+    return grpc_core::RefCountedPtr<EtcdResolver>(this);
+  }
   // The watch keeps the set current: there is nothing to re-resolve.
   void RequestReresolutionLocked() override {}
 
@@ -78,9 +85,24 @@ class EtcdResolver : public grpc_core::Resolver {
   bool shutdown_ = false;
   bool have_result_ = false;
   std::string last_error_;
+  // Per key, the last value that parsed and resolved, with its addresses:
+  // a bad value never removes an endpoint (the key keeps its last good
+  // one), only a delete does; an unchanged value is not resolved again.
+  struct Good {
+    std::string value;
+    grpc_core::ServerAddressList addresses;
+    std::string address;  // as written, for duplicate detection
+  };
+  std::map<std::string, Good> good_;
   // Keys whose value was logged as bad, with that value: one line per bad
   // value, not one per update.
   std::map<std::string, std::string> logged_bad_;
+  // Retrying the start when the etcd endpoints do not resolve.
+  void StartWatchLocked();
+  void ScheduleRetryLocked();
+  std::chrono::milliseconds retry_backoff_{1000};
+  absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> retry_timer_;
+  std::shared_ptr<grpc_event_engine::experimental::EventEngine> event_engine_;
 };
 
 void EtcdResolver::StartLocked() {
@@ -90,16 +112,24 @@ void EtcdResolver::StartLocked() {
     return;
   }
   target_ = *std::move(target);
+  StartWatchLocked();
+}
+
+void EtcdResolver::StartWatchLocked() {
+  if (shutdown_) return;
   auto channel = etcd::CreateEtcdChannel(target_.endpoints);
   if (!channel.ok()) {
-    ReportErrorLocked(channel.status().message());
+    // No member name resolves (DNS down at start-up?): say so, and try again.
+    ReportErrorLocked(absl::StrCat(channel.status().message(), "; retrying in ",
+                                   retry_backoff_.count(), " ms"));
+    ScheduleRetryLocked();
     return;
   }
   link_ = std::make_shared<Link>();
   link_->serializer = work_serializer_;
   {
     absl::MutexLock lock(&link_->mu);
-    link_->resolver = Ref(DEBUG_LOCATION, "etcd watch");
+    link_->resolver = RefAsSubclass();
   }
   auto on_change = [link = link_](const etcd::PrefixWatch::Snapshot& snapshot) {
     grpc_core::RefCountedPtr<EtcdResolver> resolver;
@@ -128,54 +158,86 @@ void EtcdResolver::StartLocked() {
   WatchPrefixes()[this] = target_.prefix;
 }
 
+void EtcdResolver::ScheduleRetryLocked() {
+  if (event_engine_ == nullptr) {
+    event_engine_ = grpc_event_engine::experimental::GetDefaultEventEngine();
+  }
+  const auto delay = retry_backoff_;
+  retry_backoff_ = std::min(retry_backoff_ * 2, std::chrono::milliseconds(30000));
+  retry_timer_ = event_engine_->RunAfter(delay, [self = RefAsSubclass()]() mutable {
+    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+    grpc_core::ExecCtx exec_ctx;
+    EtcdResolver* resolver = self.get();
+    RunOnWorkSerializer(resolver->work_serializer_, [self = std::move(self)]() {
+      self->retry_timer_.reset();
+      self->StartWatchLocked();
+    });
+  });
+}
+
 void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot) {
   if (shutdown_) return;
-  std::vector<EndpointSpec> specs;
-  std::map<std::string, std::string> seen;  // address -> key
-  int bad = 0;
-  for (const auto& [key, value] : snapshot) {
-    auto spec = ParseEndpointObject(value);
-    absl::Status problem;
-    if (!spec.ok()) {
-      problem = spec.status();
-    } else if (auto [it, inserted] = seen.emplace(spec->address, key); !inserted) {
-      problem = absl::InvalidArgumentError(
-          absl::StrCat("address ", spec->address, " is also under ", it->second));
-    }
-    if (!problem.ok()) {
-      ++bad;
-      auto logged = logged_bad_.find(key);
-      if (logged == logged_bad_.end() || logged->second != value) {
-        gpr_log(GPR_ERROR, "lbkit-etcd: skipping key %s: %s", key.c_str(),
-                std::string(problem.message()).c_str());
-        logged_bad_[key] = value;
-      }
-      continue;
-    }
-    logged_bad_.erase(key);
-    specs.push_back(*std::move(spec));
+  // Deleted keys go, with whatever they held.
+  for (auto it = good_.begin(); it != good_.end();) {
+    it = snapshot.count(it->first) ? std::next(it) : good_.erase(it);
   }
   for (auto it = logged_bad_.begin(); it != logged_bad_.end();) {
     it = snapshot.count(it->first) ? std::next(it) : logged_bad_.erase(it);
   }
-  if (specs.empty() && bad > 0 && have_result_) {
-    gpr_log(GPR_ERROR,
-            "lbkit-etcd: every value under %s is bad (%d keys); keeping the last good "
-            "endpoint set",
-            target_.prefix.c_str(), bad);
-    return;
+  grpc_core::ServerAddressList addresses;
+  std::map<std::string, std::string> seen;  // address as written -> key
+  std::string first_problem;
+  for (const auto& [key, value] : snapshot) {
+    absl::Status problem;
+    auto known = good_.find(key);
+    if (known == good_.end() || known->second.value != value) {
+      // New or changed: parse and resolve it (names only here, once).
+      auto spec = ParseEndpointObject(value);
+      if (spec.ok()) {
+        auto resolved = ToServerAddresses({*spec});
+        if (resolved.ok()) {
+          known = good_.insert_or_assign(key, Good{value, *std::move(resolved), spec->address})
+                      .first;
+          logged_bad_.erase(key);
+        } else {
+          problem = resolved.status();
+        }
+      } else {
+        problem = spec.status();
+      }
+    }
+    if (!problem.ok()) {
+      auto logged = logged_bad_.find(key);
+      if (logged == logged_bad_.end() || logged->second != value) {
+        gpr_log(GPR_ERROR, "lbkit-etcd: skipping key %s: %s%s", key.c_str(),
+                std::string(problem.message()).c_str(),
+                known != good_.end() ? " (keeping its last good value)" : "");
+        logged_bad_[key] = value;
+      }
+      if (first_problem.empty()) first_problem = absl::StrCat(key, ": ", problem.message());
+      if (known == good_.end()) continue;
+    }
+    auto [other, inserted] = seen.emplace(known->second.address, key);
+    if (!inserted) {
+      if (logged_bad_[key] != value) {
+        gpr_log(GPR_ERROR, "lbkit-etcd: skipping key %s: address %s is also under %s",
+                key.c_str(), known->second.address.c_str(), other->second.c_str());
+        logged_bad_[key] = value;
+      }
+      continue;
+    }
+    for (const auto& address : known->second.addresses) addresses.push_back(address);
   }
-  auto addresses = ToServerAddresses(specs);
-  if (!addresses.ok()) {
-    gpr_log(GPR_ERROR, "lbkit-etcd: %s; keeping the last good endpoint set",
-            std::string(addresses.status().message()).c_str());
-    if (!have_result_) ReportErrorLocked(addresses.status().message());
+  if (addresses.empty() && !first_problem.empty() && !have_result_) {
+    // Keys exist but none is usable: the reason beats "empty address list".
+    ReportErrorLocked(absl::StrCat("no usable endpoint under ", target_.prefix, "; ",
+                                   first_problem));
     return;
   }
   have_result_ = true;
   last_error_.clear();
   Result result;
-  result.addresses = *std::move(addresses);
+  result.addresses = std::move(addresses);
   result.args = channel_args_;
   result_handler_->ReportResult(std::move(result));
 }
@@ -195,6 +257,10 @@ void EtcdResolver::OnErrorLocked(const absl::Status& error) {
 
 void EtcdResolver::ShutdownLocked() {
   shutdown_ = true;
+  if (retry_timer_.has_value()) {
+    event_engine_->Cancel(*retry_timer_);
+    retry_timer_.reset();
+  }
   {
     absl::MutexLock lock(&g_watches_mu);
     Watches().erase(this);

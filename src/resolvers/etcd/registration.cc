@@ -24,12 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 class EtcdRegistration::Impl {
  public:
-  Impl(Options options, std::string key, std::string value,
-       std::shared_ptr<grpc::Channel> channel)
-      : options_(std::move(options)),
-        key_(std::move(key)),
-        value_(std::move(value)),
-        client_(std::move(channel)) {
+  Impl(Options options, std::string key, std::string value)
+      : options_(std::move(options)), key_(std::move(key)), value_(std::move(value)) {
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -40,7 +36,7 @@ class EtcdRegistration::Impl {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
       cv_.SignalAll();
-      client_.CancelCurrent();
+      if (client_ != nullptr) client_->CancelCurrent();
     }
     thread_.join();
   }
@@ -94,7 +90,7 @@ class EtcdRegistration::Impl {
     etcdpb::LeaseGrantRequest grant;
     grant.set_ttl(options_.ttl.count());
     etcdpb::LeaseGrantResponse granted;
-    grpc::Status status = client_.Call(etcd::kLeaseGrantMethod, grant, &granted, kCallTimeout);
+    grpc::Status status = client_->Call(etcd::kLeaseGrantMethod, grant, &granted, kCallTimeout);
     if (!status.ok() || !granted.error().empty()) {
       Fail("granting a lease", status, granted.error());
       return 0;
@@ -104,7 +100,7 @@ class EtcdRegistration::Impl {
     put.set_value(value_);
     put.set_lease(granted.id());
     etcdpb::PutResponse done;
-    status = client_.Call(etcd::kPutMethod, put, &done, kCallTimeout);
+    status = client_->Call(etcd::kPutMethod, put, &done, kCallTimeout);
     if (!status.ok()) {
       Fail("writing the key", status);
       return 0;  // the lease expires on its own
@@ -117,8 +113,27 @@ class EtcdRegistration::Impl {
     return granted.id();
   }
 
+  // The channel is made here, not in Start(): member names that do not
+  // resolve yet (DNS not ready at boot) are retried like any etcd error.
+  bool Connect(std::chrono::milliseconds* backoff) {
+    while (!stopping()) {
+      auto channel = etcd::CreateEtcdChannel(options_.etcd_endpoints);
+      if (channel.ok()) {
+        auto client = std::make_unique<etcd::BlockingClient>(*std::move(channel));
+        absl::MutexLock lock(&mu_);
+        client_ = std::move(client);
+        return true;
+      }
+      Fail("connecting", grpc::Status::OK, channel.status().message());
+      if (SleepFor(*backoff)) return false;
+      *backoff = std::min(*backoff * 2, std::chrono::milliseconds(5000));
+    }
+    return false;
+  }
+
   void Run() {
     std::chrono::milliseconds backoff{100};
+    if (!Connect(&backoff)) return;
     int64_t lease = 0;
     while (!stopping()) {
       int64_t ttl = 0;
@@ -141,7 +156,7 @@ class EtcdRegistration::Impl {
       while (!SleepFor(period)) {
         int64_t remaining = 0;
         const grpc::Status status =
-            client_.KeepAliveOnce(lease, &remaining, std::chrono::milliseconds(3000));
+            client_->KeepAliveOnce(lease, &remaining, std::chrono::milliseconds(3000));
         if (status.ok() && remaining > 0) {
           last_alive = Clock::now();
           continue;
@@ -164,7 +179,7 @@ class EtcdRegistration::Impl {
       etcdpb::LeaseRevokeRequest revoke;
       revoke.set_id(lease);
       etcdpb::LeaseRevokeResponse revoked;
-      const grpc::Status status = client_.Call(etcd::kLeaseRevokeMethod, revoke, &revoked,
+      const grpc::Status status = client_->Call(etcd::kLeaseRevokeMethod, revoke, &revoked,
                                                std::chrono::milliseconds(2000));
       if (!status.ok()) Fail("revoking the lease", status);
     }
@@ -178,7 +193,8 @@ class EtcdRegistration::Impl {
   const Options options_;
   const std::string key_;
   const std::string value_;
-  etcd::BlockingClient client_;
+  // Set once by the thread (under mu_ for the destructor's cancel).
+  std::unique_ptr<etcd::BlockingClient> client_;
   std::thread thread_;
 
   mutable absl::Mutex mu_;
@@ -195,6 +211,11 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Start(Option
   std::string host;
   uint16_t port = 0;
   if (options.etcd_endpoints.empty()) return bad("etcd_endpoints is empty");
+  for (absl::string_view endpoint : absl::StrSplit(options.etcd_endpoints, ',')) {
+    if (absl::Status s = resolvers::SplitHostPort(endpoint, &host, &port); !s.ok()) {
+      return bad(absl::StrCat("etcd endpoint \"", endpoint, "\": ", s.message()));
+    }
+  }
   if (options.prefix.empty() || options.prefix == "/") {
     return bad("prefix must name a key prefix, e.g. /services/greeter/");
   }
@@ -215,8 +236,6 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Start(Option
                             options.weight));
   }
   if (options.ttl < std::chrono::seconds(1)) return bad("ttl must be at least 1 s");
-  auto channel = etcd::CreateEtcdChannel(options.etcd_endpoints);
-  if (!channel.ok()) return bad(channel.status().message());
 
   grpc_core::Json::Object value{{"address", grpc_core::Json(options.address)},
                                 {"weight", grpc_core::Json(static_cast<int64_t>(options.weight))}};
@@ -233,7 +252,7 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Start(Option
   }
   std::string key = resolvers::NormalizeEtcdPrefix(options.prefix) + options.address;
   auto impl = std::make_unique<Impl>(std::move(options), std::move(key),
-                                     grpc_core::Json(std::move(value)).Dump(), *std::move(channel));
+                                     grpc_core::Json(std::move(value)).Dump());
   return std::unique_ptr<EtcdRegistration>(new EtcdRegistration(std::move(impl)));
 }
 
