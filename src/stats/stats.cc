@@ -1,5 +1,7 @@
 #include "stats/stats.h"
 
+#include <grpc/support/log.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -7,10 +9,12 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "src/core/lib/channel/status_util.h"
 
 namespace lbkit::stats {
@@ -244,9 +248,19 @@ namespace {
 std::atomic<bool>& EnabledFlag() {
   static std::atomic<bool>* flag = [] {
     const char* env = std::getenv("LBKIT_STATS");
-    const bool off = env != nullptr && (std::string(env) == "0" || std::string(env) == "off" ||
-                                        std::string(env) == "false");
-    return new std::atomic<bool>(!off);
+    if (env == nullptr) return new std::atomic<bool>(true);
+    const std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(env));
+    bool on = true;
+    if (value == "0" || value == "off" || value == "false" || value == "no") {
+      on = false;
+    } else if (!(value.empty() || value == "1" || value == "on" || value == "true" ||
+                 value == "yes")) {
+      // A typo must not silently leave counting on (or off).
+      gpr_log(GPR_ERROR, "lbkit: LBKIT_STATS=\"%s\" is not 0/off/false/no or 1/on/true/yes; "
+              "counting stays on",
+              env);
+    }
+    return new std::atomic<bool>(on);
   }();
   return *flag;
 }

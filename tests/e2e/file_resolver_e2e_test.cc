@@ -165,6 +165,16 @@ TEST(FileResolverE2E, FollowsRewritesWithoutFailingCalls) {
   EXPECT_EQ(after.failed(), 0) << after.first_error;
   for (auto& [name, n] : after.per_backend) EXPECT_TRUE(last_good.count(name)) << name;
 
+  // Good endpoints with a serviceConfig the channel rejects: the whole file
+  // is refused, endpoints included, and the last good set stays.
+  WriteAtomically(path, absl::StrCat(R"({"endpoints": [{"address": ")", backends[0]->address(),
+                                     R"("}], "serviceConfig": {"loadBalancingConfig": )",
+                                     R"([{"lbkit_least_request": {"choiceCount": 1}}]}})"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  after = testing::CallMany(*stub, 100);
+  EXPECT_EQ(after.failed(), 0) << after.first_error;
+  for (auto& [name, n] : after.per_backend) EXPECT_TRUE(last_good.count(name)) << name;
+
   stop = true;
   background.join();
   EXPECT_EQ(failed.load(), 0) << first_failure;

@@ -56,5 +56,24 @@ TEST(StaticResolverE2E, MalformedUriFailsCallsWithTheReason) {
             "integer in [1, 2147483647], got \"0\"");
 }
 
+TEST(StaticResolverE2E, TwoSlashesOrNoEndpointFailCallsWithTheReason) {
+  struct Case {
+    const char* target;
+    const char* message;
+  };
+  for (const Case& c :
+       {Case{"lbkit-static://127.0.0.1:1",
+             "lbkit-static: the endpoints go after three slashes, "
+             "lbkit-static:///127.0.0.1:1; \"127.0.0.1:1\" was read as the URI's authority"},
+        Case{"lbkit-static:///", "lbkit-static: no endpoint given "
+                                 "(lbkit-static:///HOST:PORT[,HOST:PORT...])"}}) {
+    auto channel = testing::MakeChannel(c.target, testing::LbConfig("lbkit_round_robin"));
+    auto stub = examples::Greeter::NewStub(channel);
+    testing::CallResult r = testing::CallOnce(*stub);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << c.target;
+    EXPECT_EQ(r.status.error_message(), c.message) << c.target;
+  }
+}
+
 }  // namespace
 }  // namespace lbkit

@@ -19,7 +19,8 @@ namespace {
 class StaticResolver : public grpc_core::Resolver {
  public:
   explicit StaticResolver(grpc_core::ResolverArgs args)
-      : endpoints_(absl::StripPrefix(args.uri.path(), "/")),
+      : authority_(args.uri.authority()),
+        endpoints_(absl::StripPrefix(args.uri.path(), "/")),
         channel_args_(std::move(args.args)),
         result_handler_(std::move(args.result_handler)) {}
 
@@ -37,6 +38,16 @@ class StaticResolver : public grpc_core::Resolver {
     Result result;
     result.args = channel_args_;
     auto specs = ParseEndpointList(endpoints_);
+    if (!authority_.empty()) {
+      // lbkit-static://10.0.0.1:50051 puts the list in the authority and
+      // leaves nothing after it: say so, rather than "empty address list".
+      specs = absl::InvalidArgumentError(absl::StrCat(
+          "the endpoints go after three slashes, lbkit-static:///", authority_, endpoints_.empty() ? "" : "/", endpoints_,
+          "; \"", authority_, "\" was read as the URI's authority"));
+    } else if (specs.ok() && specs->empty()) {
+      specs = absl::InvalidArgumentError(
+          "no endpoint given (lbkit-static:///HOST:PORT[,HOST:PORT...])");
+    }
     if (!specs.ok()) {
       result.addresses = absl::UnavailableError(absl::StrCat(
           kStaticScheme, ": ", specs.status().message()));
@@ -53,6 +64,7 @@ class StaticResolver : public grpc_core::Resolver {
     result_handler_->ReportResult(std::move(result));
   }
 
+  const std::string authority_;
   const std::string endpoints_;
   const grpc_core::ChannelArgs channel_args_;
   std::unique_ptr<ResultHandler> result_handler_;
