@@ -5,7 +5,8 @@
 // destroyed (graceful shutdown: at once) or when the process dies (when the
 // lease expires, `ttl` later). A lost lease (etcd restarted, a partition
 // longer than the TTL) is noticed at the next keepalive and the key is
-// written again under a new lease.
+// written again under a new lease; a key deleted or overwritten by someone
+// else while the lease lives is written again at the next keepalive.
 //
 //   lbkit::EtcdRegistration::Options options;
 //   options.etcd_endpoints = "10.0.0.1:2379,10.0.0.2:2379";
@@ -60,8 +61,9 @@ class EtcdRegistration {
   // error here: the registration keeps trying (WaitRegistered tells).
   static absl::StatusOr<std::unique_ptr<EtcdRegistration>> Start(Options options);
 
-  // Revokes the lease, which deletes the key at once (waits up to 2 s for
-  // etcd), and stops the background thread.
+  // Revokes the lease, which deletes the key at once, and stops the
+  // background thread: the etcd call in progress is cancelled, the revoke
+  // waits at most 2 s for etcd (plus a member-name lookup in progress).
   ~EtcdRegistration();
   EtcdRegistration(const EtcdRegistration&) = delete;
   EtcdRegistration& operator=(const EtcdRegistration&) = delete;

@@ -2,6 +2,9 @@
 
 #include <thread>
 
+#include "grpc_internal/abi_guard.h"
+#include "src/core/lib/iomgr/exec_ctx.h"
+
 namespace lbkit {
 
 namespace {
@@ -15,6 +18,10 @@ class Queue {
       void* tag;
       bool ok;
       while (cq_.Next(&tag, &ok)) {
+        // A callback may drop the last reference to a gRPC-core object (a
+        // resolver, a policy), whose destructor expects an ExecCtx.
+        grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+        grpc_core::ExecCtx exec_ctx;
         auto* done = static_cast<Done*>(tag);
         (*done)(ok);
         delete done;

@@ -348,6 +348,14 @@ TEST(EtcdRegistrationTest, ALostLeaseIsReplaced) {
   ASSERT_TRUE(WaitUntil([&] { return (*registration)->registrations() == 2; },
                         std::chrono::seconds(10)));
   EXPECT_EQ(etcd->List("/services/lease/").size(), 1u);
+
+  // Deleted by someone else while the lease lives: written again at the
+  // next keepalive (every TTL/3 = 1 s).
+  etcd->Delete((*registration)->key());
+  ASSERT_TRUE(WaitUntil([&] { return etcd->List("/services/lease/").size() == 1; },
+                        std::chrono::seconds(10)));
+  EXPECT_EQ((*registration)->registrations(), 2);  // the same lease, no new registration
+
   registration->reset();  // graceful: revoked, the key goes at once
   EXPECT_EQ(etcd->List("/services/lease/").size(), 0u);
 }

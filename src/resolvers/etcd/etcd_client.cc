@@ -132,6 +132,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateEtcdChannel(absl::string_vi
   // find it. etcd accepts pings every 5 s or slower by default.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  // A watch only reads after its first write, and gRPC stops pinging after
+  // two pings without data sent (GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA):
+  // without this, a frozen member behind a quiet prefix is never noticed.
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   // Not shared with the application's own channels to the same members.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
@@ -245,6 +250,7 @@ struct PrefixWatch::Stream {
   grpc::ByteBuffer reply;
   grpc::Status status;
   bool created = false;
+  bool aborting = false;  // cancelled by us: replies still in flight are ignored
 };
 
 std::shared_ptr<PrefixWatch> PrefixWatch::Start(std::shared_ptr<grpc::Channel> channel,
@@ -293,13 +299,12 @@ void PrefixWatch::ReportError(const absl::Status& error) {
 
 void PrefixWatch::After(std::function<void()> next) {
   auto alarm = std::make_shared<grpc::Alarm>();
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutdown_) return;
-    alarm_ = alarm;
-  }
   const auto delay = backoff_;
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  // Set under the lock Shutdown() cancels under: never both at once.
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return;
+  alarm_ = alarm;
   alarm->Set(AsyncQueue(), In(delay),
              OnDone([self = shared_from_this(), alarm, next = std::move(next)](bool fired) {
                if (fired && !self->stopped()) next();
@@ -317,17 +322,22 @@ void PrefixWatch::List() {
   etcdpb::RangeRequest request;
   request.set_key(prefix_);
   request.set_range_end(PrefixEnd(prefix_));
+  // The context first: members are destroyed in reverse order, and the
+  // call lives in the context's arena.
   struct Pending {
+    std::shared_ptr<grpc::ClientContext> context;
     grpc::ByteBuffer reply;
     grpc::Status status;
     std::unique_ptr<grpc::GenericClientAsyncResponseReader> call;
   };
   auto pending = std::make_shared<Pending>();
-  pending->call = stub_.PrepareUnaryCall(context.get(), kRangeMethod, Encode(request), AsyncQueue());
+  pending->context = std::move(context);
+  pending->call = stub_.PrepareUnaryCall(pending->context.get(), kRangeMethod, Encode(request),
+                                         AsyncQueue());
   pending->call->StartCall();
   pending->call->Finish(
       &pending->reply, &pending->status,
-      OnDone([self = shared_from_this(), context, pending](bool) {
+      OnDone([self = shared_from_this(), pending](bool) {
         etcdpb::RangeResponse response;
         grpc::Status status = pending->status;
         if (status.ok() && !Decode(&pending->reply, &response)) {
@@ -400,7 +410,8 @@ void PrefixWatch::OnWatchReply(const std::shared_ptr<Stream>& stream) {
       }));
       return;
     }
-    if (self->stopped()) {
+    if (self->stopped() || stream->aborting) {
+      stream->aborting = true;
       stream->context->TryCancel();
       self->OnWatchReply(stream);  // drains to the failed read, then Finish
       return;
@@ -408,6 +419,7 @@ void PrefixWatch::OnWatchReply(const std::shared_ptr<Stream>& stream) {
     etcdpb::WatchResponse response;
     if (!Decode(&stream->reply, &response)) {
       self->ReportError(absl::InternalError("etcd's Watch reply does not parse"));
+      stream->aborting = true;
       stream->context->TryCancel();
       self->OnWatchReply(stream);
       return;
@@ -422,6 +434,7 @@ void PrefixWatch::OnWatchReply(const std::shared_ptr<Stream>& stream) {
               : absl::StrCat("watch of ", self->prefix_, " cancelled by etcd: ",
                              response.cancel_reason(), "; listing again")));
       self->revision_ = 0;  // OnStreamEnd lists when there is no revision
+      stream->aborting = true;
       stream->context->TryCancel();
       self->OnWatchReply(stream);
       return;

@@ -98,7 +98,9 @@ class PrefixWatch : public std::enable_shared_from_this<PrefixWatch> {
   static std::shared_ptr<PrefixWatch> Start(std::shared_ptr<grpc::Channel> channel,
                                             std::string prefix, OnChange on_change,
                                             OnError on_error);
-  // After it returns no callback starts; one already running may finish.
+  // Stops the watch. A callback already past its check may still run once
+  // after this returns: callers keep their own "shut down" state (the
+  // resolver does, through its Link).
   void Shutdown();
 
   // The member the watch stream is connected to ("ipv4:127.0.0.1:2379"),

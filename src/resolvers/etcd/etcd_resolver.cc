@@ -97,6 +97,9 @@ class EtcdResolver : public grpc_core::Resolver {
   // Keys whose value was logged as bad, with that value: one line per bad
   // value, not one per update.
   std::map<std::string, std::string> logged_bad_;
+  // Keys whose current value failed (parse or name lookup), with the value
+  // and why: retried only when the value changes.
+  std::map<std::string, std::pair<std::string, absl::Status>> failed_;
   // Retrying the start when the etcd endpoints do not resolve.
   void StartWatchLocked();
   void ScheduleRetryLocked();
@@ -182,7 +185,15 @@ void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot)
     it = snapshot.count(it->first) ? std::next(it) : good_.erase(it);
   }
   for (auto it = logged_bad_.begin(); it != logged_bad_.end();) {
-    it = snapshot.count(it->first) ? std::next(it) : logged_bad_.erase(it);
+    auto now = snapshot.find(it->first);
+    // Gone, or back to a value that is not the one logged: log anew next time.
+    it = now != snapshot.end() && now->second == it->second ? std::next(it)
+                                                             : logged_bad_.erase(it);
+  }
+  for (auto it = failed_.begin(); it != failed_.end();) {
+    auto now = snapshot.find(it->first);
+    it = now != snapshot.end() && now->second == it->second.first ? std::next(it)
+                                                                   : failed_.erase(it);
   }
   grpc_core::ServerAddressList addresses;
   std::map<std::string, std::string> seen;  // address as written -> key
@@ -190,7 +201,12 @@ void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot)
   for (const auto& [key, value] : snapshot) {
     absl::Status problem;
     auto known = good_.find(key);
-    if (known == good_.end() || known->second.value != value) {
+    auto failed = failed_.find(key);
+    if (failed != failed_.end() && failed->second.first == value) {
+      // Known bad (or unresolvable): not parsed or looked up again for
+      // every event under the prefix.
+      problem = failed->second.second;
+    } else if (known == good_.end() || known->second.value != value) {
       // New or changed: parse and resolve it (names only here, once).
       auto spec = ParseEndpointObject(value);
       if (spec.ok()) {
@@ -199,6 +215,7 @@ void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot)
           known = good_.insert_or_assign(key, Good{value, *std::move(resolved), spec->address})
                       .first;
           logged_bad_.erase(key);
+          failed_.erase(key);
         } else {
           problem = resolved.status();
         }
@@ -214,6 +231,7 @@ void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot)
                 known != good_.end() ? " (keeping its last good value)" : "");
         logged_bad_[key] = value;
       }
+      failed_[key] = {value, problem};
       if (first_problem.empty()) first_problem = absl::StrCat(key, ": ", problem.message());
       if (known == good_.end()) continue;
     }

@@ -79,6 +79,7 @@ class EtcdRegistration::Impl {
     const std::string message =
         absl::StrCat(what, ": ", status.ok() ? std::string(detail) : status.error_message());
     absl::MutexLock lock(&mu_);
+    if (stopping_) return;  // calls cancelled by the stop are not errors
     if (message != last_error_) {
       gpr_log(GPR_ERROR, "lbkit::EtcdRegistration %s: %s", key_.c_str(), message.c_str());
       last_error_ = message;
@@ -95,15 +96,11 @@ class EtcdRegistration::Impl {
       Fail("granting a lease", status, granted.error());
       return 0;
     }
-    etcdpb::PutRequest put;
-    put.set_key(key_);
-    put.set_value(value_);
-    put.set_lease(granted.id());
-    etcdpb::PutResponse done;
-    status = client_->Call(etcd::kPutMethod, put, &done, kCallTimeout);
-    if (!status.ok()) {
-      Fail("writing the key", status);
-      return 0;  // the lease expires on its own
+    // A put that failed (or was cancelled by a stop) may still have been
+    // applied: revoking its lease takes the key with it either way.
+    if (stopping() || !Put(granted.id())) {
+      Revoke(granted.id());
+      return 0;
     }
     *ttl_seconds = std::max<int64_t>(granted.ttl(), 1);
     absl::MutexLock lock(&mu_);
@@ -111,6 +108,42 @@ class EtcdRegistration::Impl {
     last_error_.clear();
     cv_.SignalAll();
     return granted.id();
+  }
+
+  bool Put(int64_t lease) {
+    etcdpb::PutRequest put;
+    put.set_key(key_);
+    put.set_value(value_);
+    put.set_lease(lease);
+    etcdpb::PutResponse done;
+    const grpc::Status status = client_->Call(etcd::kPutMethod, put, &done, kCallTimeout);
+    if (!status.ok()) Fail("writing the key", status);
+    return status.ok();
+  }
+
+  void Revoke(int64_t lease) {
+    etcdpb::LeaseRevokeRequest revoke;
+    revoke.set_id(lease);
+    etcdpb::LeaseRevokeResponse revoked;
+    const grpc::Status status =
+        client_->Call(etcd::kLeaseRevokeMethod, revoke, &revoked, std::chrono::milliseconds(2000));
+    if (!status.ok()) Fail("revoking the lease", status);
+  }
+
+  // Someone else may delete the key, or overwrite it without our lease: the
+  // lease then lives on but no longer lists this server. Written again.
+  void EnsureKey(int64_t lease) {
+    etcdpb::RangeRequest range;
+    range.set_key(key_);
+    etcdpb::RangeResponse found;
+    if (!client_->Call(etcd::kRangeMethod, range, &found, kCallTimeout).ok()) return;
+    if (found.kvs_size() == 1 && found.kvs(0).lease() == lease &&
+        found.kvs(0).value() == value_) {
+      return;
+    }
+    gpr_log(GPR_INFO, "lbkit::EtcdRegistration %s: the key was %s by someone else; writing it "
+            "again", key_.c_str(), found.kvs_size() == 0 ? "deleted" : "overwritten");
+    Put(lease);
   }
 
   // The channel is made here, not in Start(): member names that do not
@@ -148,19 +181,25 @@ class EtcdRegistration::Impl {
         gpr_log(GPR_INFO, "lbkit::EtcdRegistration %s: registered again (lease %llx)",
                 key_.c_str(), static_cast<unsigned long long>(lease));
       }
-      // Three keepalives per TTL: one lost to a slow member still leaves
-      // time for the next.
+      // Three keepalives per TTL, timed from the last one that worked, each
+      // bounded by a third of the TTL: one lost to a slow member still
+      // leaves time for the next before the lease runs out.
       const auto period = std::max(std::chrono::milliseconds(ttl * 1000 / 3),
                                    std::chrono::milliseconds(300));
+      const auto attempt_timeout = std::min(period, std::chrono::milliseconds(3000));
       auto last_alive = Clock::now();
-      while (!SleepFor(period)) {
+      auto next = last_alive + period;
+      while (!SleepFor(std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::max(next - Clock::now(), Clock::duration::zero())))) {
         int64_t remaining = 0;
-        const grpc::Status status =
-            client_->KeepAliveOnce(lease, &remaining, std::chrono::milliseconds(3000));
+        const grpc::Status status = client_->KeepAliveOnce(lease, &remaining, attempt_timeout);
         if (status.ok() && remaining > 0) {
           last_alive = Clock::now();
+          next = last_alive + period;
+          EnsureKey(lease);
           continue;
         }
+        next = Clock::now() + std::chrono::milliseconds(100);  // retry soon
         if (status.ok()) {
           // etcd answers TTL 0 for a lease it no longer has.
           Fail("keepalive", status, "the lease is gone; registering again");
@@ -174,15 +213,8 @@ class EtcdRegistration::Impl {
         }
       }
     }
-    if (lease != 0) {
-      // Graceful stop: the key goes now, not a TTL from now.
-      etcdpb::LeaseRevokeRequest revoke;
-      revoke.set_id(lease);
-      etcdpb::LeaseRevokeResponse revoked;
-      const grpc::Status status = client_->Call(etcd::kLeaseRevokeMethod, revoke, &revoked,
-                                               std::chrono::milliseconds(2000));
-      if (!status.ok()) Fail("revoking the lease", status);
-    }
+    // Graceful stop: the key goes now, not a TTL from now.
+    if (lease != 0) Revoke(lease);
   }
 
   // Short: a member that has just lost its leader holds a request until it
