@@ -342,23 +342,28 @@ def summarize(runs, backend_names):
     return summary
 
 
-def machine_info(load_before):
+def machine_info(load_before, sidecars=True):
+    """The machine a result came from; with the sidecars' versions unless
+    sidecars is False (tests/soak/soak.py uses it too)."""
     model = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {
+    info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_model": model,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "loadavg_before": load_before,
-        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
-        "haproxy": subprocess.run(["haproxy", "-v"], capture_output=True,
-                                  text=True).stdout.splitlines()[0],
     }
+    if sidecars:
+        info["nginx"] = subprocess.run(["nginx", "-v"], capture_output=True,
+                                       text=True).stderr.strip()
+        info["haproxy"] = subprocess.run(["haproxy", "-v"], capture_output=True,
+                                         text=True).stdout.splitlines()[0]
+    return info
 
 
 def chart(results, path):

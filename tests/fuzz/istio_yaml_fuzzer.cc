@@ -5,17 +5,18 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "lbkit/channel.h"
 #include "lbkit/istio.h"
 #include "lbkit/lbkit.h"
+#include "tests/fuzz/fuzz_support.h"
+
+const char lbkit::fuzz::kFuzzerName[] = "istio_yaml_fuzzer";
+using lbkit::fuzz::Fail;
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (!lbkit::RegisterAll().ok()) abort();
-  lbkit::ValidateServiceConfig("{}").IgnoreError();
+  lbkit::fuzz::InitLbkit();
   return 0;
 }
 
@@ -25,18 +26,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!translation.ok()) {
     if (translation.status().code() != absl::StatusCode::kInvalidArgument ||
         translation.status().message().empty()) {
-      fprintf(stderr, "istio_yaml_fuzzer: rejection is not INVALID_ARGUMENT with a message: %s\n",
-              translation.status().ToString().c_str());
-      abort();
+      Fail("a rejection is not INVALID_ARGUMENT with a message", yaml,
+           translation.status().ToString());
     }
     return 0;
   }
   const absl::Status valid = lbkit::ValidateServiceConfig(translation->service_config);
   if (!valid.ok()) {
-    fprintf(stderr, "istio_yaml_fuzzer: accepted YAML translated to a config a channel rejects\n"
-            "yaml:\n%s\nconfig: %s\nerror: %s\n", yaml.c_str(),
-            translation->service_config.c_str(), valid.ToString().c_str());
-    abort();
+    Fail("accepted YAML translated to a config a channel rejects", yaml,
+         translation->service_config + "\n" + valid.ToString());
   }
   return 0;
 }

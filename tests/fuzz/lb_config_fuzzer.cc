@@ -20,25 +20,21 @@
 #include "lbkit/channel.h"
 #include "lbkit/lbkit.h"
 #include "policies/register.h"
+#include "tests/fuzz/fuzz_support.h"
+
+const char lbkit::fuzz::kFuzzerName[] = "lb_config_fuzzer";
+using lbkit::fuzz::Fail;
 
 namespace {
 
 constexpr size_t kPolicyCount = sizeof(lbkit::policies::kPolicies) /
                                 sizeof(lbkit::policies::kPolicies[0]);
 
-void Fail(const char* what, const std::string& input, const std::string& detail) {
-  fprintf(stderr, "lb_config_fuzzer: %s\ninput: %s\ndetail: %s\n", what, input.c_str(),
-          detail.c_str());
-  abort();
-}
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Registration allocates gRPC's configuration once; doing it here keeps
-  // it out of the first input's leak accounting.
-  if (!lbkit::RegisterAll().ok()) abort();
-  lbkit::ValidateServiceConfig("{}").IgnoreError();
+  lbkit::fuzz::InitLbkit();
   return 0;
 }
 

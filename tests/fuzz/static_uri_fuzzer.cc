@@ -1,7 +1,7 @@
 // Fuzzes lbkit-static's endpoint list (the URI path), with the checks the
 // resolver relies on: every accepted endpoint's address splits into a host
 // and a port in [1, 65535], its weight is in range, and no address appears
-// twice; a rejection names the endpoint by position.
+// twice; a rejection has a message.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,16 +12,11 @@
 
 #include "absl/strings/match.h"
 #include "resolvers/common/endpoint_spec.h"
+#include "tests/fuzz/fuzz_support.h"
 
-namespace {
+const char lbkit::fuzz::kFuzzerName[] = "static_uri_fuzzer";
+using lbkit::fuzz::Fail;
 
-void Fail(const char* what, const std::string& input, const std::string& detail) {
-  fprintf(stderr, "static_uri_fuzzer: %s\ninput: %s\ndetail: %s\n", what, input.c_str(),
-          detail.c_str());
-  abort();
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

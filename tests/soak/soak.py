@@ -39,10 +39,8 @@ time, events marked) into --out.
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -911,15 +909,9 @@ def chart(report, seconds, path):
 
 
 def machine_info():
-    model = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release(),
-            "loadavg_before": os.getloadavg()[0]}
+    sys.path.insert(0, os.path.join(TOP, "benchmarks", "loopback"))
+    import run_loopback  # pylint: disable=import-outside-toplevel
+    return run_loopback.machine_info(os.getloadavg()[0], sidecars=False)
 
 
 def is_asan_build(build_dir):
