@@ -147,7 +147,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateEtcdChannel(absl::string_vi
 //
 
 BlockingClient::BlockingClient(std::shared_ptr<grpc::Channel> channel)
-    : channel_(channel), stub_(std::move(channel)) {}
+    : stub_(std::move(channel)) {}
 
 BlockingClient::~BlockingClient() {
   cq_.Shutdown();
@@ -265,8 +265,7 @@ std::shared_ptr<PrefixWatch> PrefixWatch::Start(std::shared_ptr<grpc::Channel> c
 
 PrefixWatch::PrefixWatch(std::shared_ptr<grpc::Channel> channel, std::string prefix,
                          OnChange on_change, OnError on_error)
-    : channel_(channel),
-      stub_(std::move(channel)),
+    : stub_(std::move(channel)),
       prefix_(std::move(prefix)),
       on_change_(std::move(on_change)),
       on_error_(std::move(on_error)) {}

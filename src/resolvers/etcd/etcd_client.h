@@ -82,8 +82,7 @@ class BlockingClient {
   void Begin(grpc::ClientContext* context);
   void End();
 
-  std::shared_ptr<grpc::Channel> channel_;
-  grpc::GenericStub stub_;
+  grpc::GenericStub stub_;  // holds the channel
   grpc::CompletionQueue cq_;
   absl::Mutex mu_;
   grpc::ClientContext* current_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -124,8 +123,7 @@ class PrefixWatch : public std::enable_shared_from_this<PrefixWatch> {
   void ReportError(const absl::Status& error);
   bool stopped() const;
 
-  const std::shared_ptr<grpc::Channel> channel_;
-  grpc::GenericStub stub_;
+  grpc::GenericStub stub_;  // holds the channel
   const std::string prefix_;
   const OnChange on_change_;
   const OnError on_error_;

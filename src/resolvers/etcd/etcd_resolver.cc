@@ -1,6 +1,7 @@
 #include "resolvers/etcd/etcd_resolver.h"
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -26,15 +27,15 @@ namespace lbkit::resolvers {
 
 namespace {
 
-// Every live watch, for EtcdWatches().
+// Every live watch, by resolver, for EtcdWatches().
+struct LiveWatch {
+  std::weak_ptr<etcd::PrefixWatch> watch;
+  std::string prefix;
+};
 absl::Mutex g_watches_mu;
-std::map<const void*, std::weak_ptr<etcd::PrefixWatch>>& Watches() {
-  static auto* watches = new std::map<const void*, std::weak_ptr<etcd::PrefixWatch>>();
+std::map<const void*, LiveWatch>& Watches() {
+  static auto* watches = new std::map<const void*, LiveWatch>();
   return *watches;
-}
-std::map<const void*, std::string>& WatchPrefixes() {
-  static auto* prefixes = new std::map<const void*, std::string>();
-  return *prefixes;
 }
 
 class EtcdResolver;
@@ -45,6 +46,18 @@ struct Link {
   absl::Mutex mu;
   grpc_core::RefCountedPtr<EtcdResolver> resolver ABSL_GUARDED_BY(mu);
   std::shared_ptr<grpc_core::WorkSerializer> serializer;
+
+  // Runs fn(resolver) on the resolver's WorkSerializer, unless it has shut
+  // down.
+  void Post(std::function<void(EtcdResolver*)> fn) {
+    grpc_core::RefCountedPtr<EtcdResolver> target;
+    {
+      absl::MutexLock lock(&mu);
+      target = resolver;
+    }
+    if (target == nullptr) return;
+    RunOnWorkSerializer(serializer, [target, fn = std::move(fn)]() { fn(target.get()); });
+  }
 };
 
 class EtcdResolver : public grpc_core::Resolver {
@@ -135,30 +148,15 @@ void EtcdResolver::StartWatchLocked() {
     link_->resolver = RefAsSubclass();
   }
   auto on_change = [link = link_](const etcd::PrefixWatch::Snapshot& snapshot) {
-    grpc_core::RefCountedPtr<EtcdResolver> resolver;
-    {
-      absl::MutexLock lock(&link->mu);
-      resolver = link->resolver;
-    }
-    if (resolver == nullptr) return;
-    RunOnWorkSerializer(link->serializer, [resolver, snapshot]() {
-      resolver->OnSnapshotLocked(snapshot);
-    });
+    link->Post([snapshot](EtcdResolver* resolver) { resolver->OnSnapshotLocked(snapshot); });
   };
   auto on_error = [link = link_](const absl::Status& error) {
-    grpc_core::RefCountedPtr<EtcdResolver> resolver;
-    {
-      absl::MutexLock lock(&link->mu);
-      resolver = link->resolver;
-    }
-    if (resolver == nullptr) return;
-    RunOnWorkSerializer(link->serializer, [resolver, error]() { resolver->OnErrorLocked(error); });
+    link->Post([error](EtcdResolver* resolver) { resolver->OnErrorLocked(error); });
   };
   watch_ = etcd::PrefixWatch::Start(*std::move(channel), target_.prefix, std::move(on_change),
                                     std::move(on_error));
   absl::MutexLock lock(&g_watches_mu);
-  Watches()[this] = watch_;
-  WatchPrefixes()[this] = target_.prefix;
+  Watches()[this] = {watch_, target_.prefix};
 }
 
 void EtcdResolver::ScheduleRetryLocked() {
@@ -282,7 +280,6 @@ void EtcdResolver::ShutdownLocked() {
   {
     absl::MutexLock lock(&g_watches_mu);
     Watches().erase(this);
-    WatchPrefixes().erase(this);
   }
   if (watch_ != nullptr) watch_->Shutdown();
   watch_.reset();
@@ -346,10 +343,8 @@ absl::StatusOr<EtcdTarget> ParseEtcdTarget(absl::string_view authority, absl::st
 std::vector<EtcdWatchInfo> EtcdWatches() {
   std::vector<EtcdWatchInfo> out;
   absl::MutexLock lock(&g_watches_mu);
-  for (const auto& [key, weak] : Watches()) {
-    if (auto watch = weak.lock()) {
-      out.push_back({WatchPrefixes()[key], watch->peer(), watch->lists()});
-    }
+  for (const auto& [key, live] : Watches()) {
+    if (auto watch = live.watch.lock()) out.push_back({live.prefix, watch->peer(), watch->lists()});
   }
   return out;
 }
