@@ -27,6 +27,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -78,6 +79,13 @@ ABSL_FLAG(bool, print_state, false,
 ABSL_FLAG(bool, print_metrics, false,
           "After the run, print lbkit::PrometheusText() to stderr.");
 ABSL_FLAG(bool, json, false, "Print the report as one JSON object on stdout.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificates: connect with TLS, verifying the servers against them.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "With TLS: the name the servers' certificates must carry (default: the "
+          "target's authority).");
+ABSL_FLAG(std::string, tls_cert, "", "With TLS: a PEM client certificate chain (mTLS).");
+ABSL_FLAG(std::string, tls_key, "", "With TLS: the PEM private key of --tls_cert.");
 ABSL_FLAG(bool, print_errors, false,
           "Log the first few distinct error messages of the measured RPCs to stderr.");
 
@@ -518,8 +526,29 @@ int Main() {
   }
   grpc::ChannelArguments args;
   if (!options.service_config.empty()) args.SetServiceConfigJSON(options.service_config);
-  std::shared_ptr<grpc::Channel> channel =
-      lbkit::CreateChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!absl::GetFlag(FLAGS_tls_ca).empty()) {
+    grpc::SslCredentialsOptions tls;
+    for (auto [flag, path, out] :
+         {std::tuple{"--tls_ca", absl::GetFlag(FLAGS_tls_ca), &tls.pem_root_certs},
+          {"--tls_cert", absl::GetFlag(FLAGS_tls_cert), &tls.pem_cert_chain},
+          {"--tls_key", absl::GetFlag(FLAGS_tls_key), &tls.pem_private_key}}) {
+      if (path.empty()) continue;
+      std::ifstream in(path);
+      if (!in) {
+        Log(absl::StrCat(flag, ": cannot read ", path));
+        return 2;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      *out = text.str();
+    }
+    credentials = grpc::SslCredentials(tls);
+    if (!absl::GetFlag(FLAGS_tls_server_name).empty()) {
+      args.SetSslTargetNameOverride(absl::GetFlag(FLAGS_tls_server_name));
+    }
+  }
+  std::shared_ptr<grpc::Channel> channel = lbkit::CreateChannel(options.target, credentials, args);
   std::unique_ptr<Greeter::Stub> stub = Greeter::NewStub(channel);
 
   std::unique_ptr<lbkit::AdminServer> admin;

@@ -28,12 +28,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>  // strerror
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -74,6 +77,11 @@ ABSL_FLAG(int32_t, etcd_ttl_s, 10,
           "registered.");
 ABSL_FLAG(std::string, locality, "",
           "region[/zone[/subZone]] registered with --etcd.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve TLS instead of plaintext (with --tls_key).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: with TLS, require and verify client certificates (mTLS).");
 ABSL_FLAG(int32_t, max_threads, 256,
           "Upper bound on the sync server's threads, i.e. on concurrent RPCs; "
           "beyond it new RPCs fail with RESOURCE_EXHAUSTED.");
@@ -435,8 +443,36 @@ int Main() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const std::string host = absl::GetFlag(FLAGS_host);
   int bound_port = 0;
-  builder.AddListeningPort(JoinHostPort(host, absl::GetFlag(FLAGS_port)),
-                           grpc::InsecureServerCredentials(), &bound_port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!absl::GetFlag(FLAGS_tls_cert).empty() || !absl::GetFlag(FLAGS_tls_key).empty()) {
+    std::string cert, key, client_ca;
+    for (auto [flag, path, out] :
+         {std::tuple{"--tls_cert", absl::GetFlag(FLAGS_tls_cert), &cert},
+          {"--tls_key", absl::GetFlag(FLAGS_tls_key), &key},
+          {"--tls_client_ca", absl::GetFlag(FLAGS_tls_client_ca), &client_ca}}) {
+      if (path.empty()) {
+        if (out == &client_ca) continue;
+        std::cerr << "greeter_server: " << flag << " is required for TLS" << std::endl;
+        return 2;
+      }
+      std::ifstream in(path);
+      if (!in) {
+        std::cerr << "greeter_server: " << flag << ": cannot read " << path << std::endl;
+        return 2;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      *out = text.str();
+    }
+    grpc::SslServerCredentialsOptions options(
+        client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    options.pem_root_certs = client_ca;
+    options.pem_key_cert_pairs.push_back({key, cert});
+    credentials = grpc::SslServerCredentials(options);
+  }
+  builder.AddListeningPort(JoinHostPort(host, absl::GetFlag(FLAGS_port)), credentials,
+                           &bound_port);
   builder.RegisterService(&greeter);
   builder.RegisterService(&control);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

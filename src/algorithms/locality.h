@@ -109,14 +109,15 @@ inline uint32_t ProximityPriority(const LocalityName& client, const LocalityName
 // Istio's failoverPriority: keys in order, each compared between the client
 // and the endpoint; the first mismatch at index j gives priority N - j, a
 // full match 0. `client_value(i)` and `endpoint_value(i)` return the values
-// for key i (nullopt when absent; absent never matches).
+// for key i (nullopt when absent). An absent value compares as "", as in
+// Istio: absent on both sides matches, absent on one side does not.
 template <typename ClientValue, typename EndpointValue>
 uint32_t LabelPriority(size_t num_keys, ClientValue&& client_value,
                        EndpointValue&& endpoint_value) {
   for (size_t j = 0; j < num_keys; ++j) {
     const std::optional<std::string> c = client_value(j);
     const std::optional<std::string> e = endpoint_value(j);
-    if (!c.has_value() || !e.has_value() || *c != *e) return static_cast<uint32_t>(num_keys - j);
+    if (c.value_or("") != e.value_or("")) return static_cast<uint32_t>(num_keys - j);
   }
   return 0;
 }

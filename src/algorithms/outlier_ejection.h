@@ -134,6 +134,15 @@ class OutlierCounters {
   std::atomic<uint64_t> failure_{0};
 };
 
+// Whether the config can eject anything at all: some consecutive threshold
+// (local-origin failures count only when split: unsplit, they feed the
+// 5xx and gateway counters), success rate or failure percentage.
+inline bool EjectionEnabled(const OutlierConfig& config) {
+  return config.consecutive_errors > 0 || config.consecutive_gateway_errors > 0 ||
+         (config.split_local_origin && config.consecutive_local_origin_failures > 0) ||
+         config.success_rate.has_value() || config.failure_percentage.has_value();
+}
+
 // Whether one more of `total` endpoints may be ejected with `ejected`
 // already out: at most maxEjectionPercent of them, but always one (Envoy),
 // and never below minHealthPercent not ejected.

@@ -21,4 +21,19 @@ void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& seria
   }
 }
 
+grpc_event_engine::experimental::EventEngine::TaskHandle RunAfterOnWorkSerializer(
+    grpc_event_engine::experimental::EventEngine* engine, std::chrono::milliseconds delay,
+    std::shared_ptr<grpc_core::WorkSerializer> serializer, std::function<void()> fn) {
+  return engine->RunAfter(delay, [serializer = std::move(serializer),
+                                  fn = std::move(fn)]() mutable {
+    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+    grpc_core::ExecCtx exec_ctx;
+    // Moved out: the engine destroys this closure after it returns, outside
+    // the ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
+    std::shared_ptr<grpc_core::WorkSerializer> hop = std::move(serializer);
+    RunOnWorkSerializer(hop, std::move(fn));
+    fn = nullptr;
+  });
+}
+
 }  // namespace lbkit

@@ -107,7 +107,12 @@ TEST(FailoverPriority, LeadingLabelsMatched) {
   EXPECT_EQ(priority({"r1", "v1"}), 0u);            // both match
   EXPECT_EQ(priority({"r1", "v2"}), 1u);            // first mismatch at 1: 2 - 1
   EXPECT_EQ(priority({"r2", "v1"}), 2u);            // first mismatch at 0
-  EXPECT_EQ(priority({"r1", std::nullopt}), 1u);    // absent never matches
+  EXPECT_EQ(priority({"r1", std::nullopt}), 1u);    // absent on one side: no match
+  // Absent on both sides compares "" with "" (Istio's map lookups): a match.
+  EXPECT_EQ(LabelPriority(
+                1, [](size_t) { return std::optional<std::string>(); },
+                [](size_t) { return std::optional<std::string>(); }),
+            0u);
   EXPECT_EQ(CompactPriorities({2 * 5 + 3, 0 * 5 + 0, 1 * 5 + 0, 0 * 5 + 2}),
             (std::vector<uint32_t>{3, 0, 2, 1}));
 }

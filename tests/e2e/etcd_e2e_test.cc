@@ -20,6 +20,7 @@
 #include "resolvers/file/endpoints_file.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/etcd_process.h"
+#include "tests/support/fake_names.h"
 #include "tests/support/greeter_calls.h"
 
 namespace lbkit {
@@ -201,6 +202,69 @@ TEST(EtcdE2E, OnlyBadValuesFailCallsWithTheReason) {
                                 "/services/greeter/a: invalid endpoint: [field:weight error:must "
                                 "be an integer in [1, 2147483647], got -1]"))
       << r.status.error_message();
+}
+
+// Name lookups never run on the channel's WorkSerializer: the etcd members'
+// names at start (GetState(true) starts the resolver on the calling thread,
+// which before the fix waited there for the lookup), and names in values
+// (before, the listing waited for every name in it: the literal endpoint
+// beside a slow name got no call until that name resolved).
+TEST(EtcdE2E, SlowNameLookupsStallNothing) {
+  auto etcd = EtcdCluster::Start(1);
+  auto literal = BackendProcess::Start("literal");
+  auto named = BackendProcess::Start("named");
+  etcd->Put(std::string(kPrefix) + "literal",
+            absl::StrCat(R"({"address":")", literal->address(), R"("})"));
+  etcd->Put(std::string(kPrefix) + "named",
+            absl::StrCat(R"({"address":"named.lbkit.test:)", named->port(), R"("})"));
+  const std::string port = etcd->endpoints().substr(etcd->endpoints().rfind(':') + 1);
+  testing::FakeNames names;
+  for (const char* n : {"etcd-a.lbkit.test", "etcd-b.lbkit.test", "named.lbkit.test"}) {
+    names.Set(n, "127.0.0.1");
+  }
+  // Two member names (one name alone goes to gRPC's own DNS resolver).
+  names.Block("etcd-a.lbkit.test");
+  names.Block("named.lbkit.test");
+  auto channel = EtcdChannel(absl::StrCat("etcd-a.lbkit.test:", port, ",etcd-b.lbkit.test:", port));
+  channel->GetState(/*try_to_connect=*/true);
+  names.Release("etcd-a.lbkit.test");
+  EXPECT_EQ(names.timed_out(), 0) << "the channel waited for the etcd members' names";
+  auto stub = examples::Greeter::NewStub(channel);
+  EXPECT_TRUE(testing::WaitForBackends(*stub, {"literal"}, std::chrono::seconds(15)))
+      << "the literal endpoint waited for the other key's name";
+  names.Release();
+  EXPECT_TRUE(testing::WaitForBackends(*stub, {"literal", "named"}, std::chrono::seconds(15)));
+  EXPECT_EQ(names.timed_out(), 0);
+}
+
+// A value whose name does not resolve is looked up again when a policy
+// asks for re-resolution (here, another endpoint going down), not only when
+// the value changes: one failed lookup used to drop the backend for the
+// channel's life.
+TEST(EtcdE2E, AFailedNameInAValueIsRetriedOnReresolution) {
+  auto etcd = EtcdCluster::Start(1);
+  auto stable = BackendProcess::Start("stable");
+  auto doomed = BackendProcess::Start("doomed");
+  auto flaky = BackendProcess::Start("flaky");
+  for (const auto* b : {stable.get(), doomed.get()}) {
+    etcd->Put(std::string(kPrefix) + b->name(),
+              absl::StrCat(R"({"address":")", b->address(), R"("})"));
+  }
+  etcd->Put(std::string(kPrefix) + "flaky",
+            absl::StrCat(R"({"address":"flaky.lbkit.test:)", flaky->port(), R"("})"));
+  testing::FakeNames names;
+  names.Fail("flaky.lbkit.test");
+  auto channel = EtcdChannel(etcd->endpoints());
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"stable", "doomed"}));
+  names.Set("flaky.lbkit.test", "127.0.0.1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  testing::Tally tally = testing::CallMany(*stub, 30);
+  EXPECT_EQ(tally.per_backend.count("flaky"), 0u) << "looked up again without a reason";
+  doomed->Kill();  // its connection fails: the policy asks for re-resolution
+  EXPECT_TRUE(testing::CallUntil(*stub, 20, [](const testing::Tally& t) {
+    return t.per_backend.count("flaky") > 0;
+  })) << "the failed name was never looked up again";
 }
 
 TEST(EtcdE2E, ThreeMembersLosingTheWatchedOneFailsNoCall) {

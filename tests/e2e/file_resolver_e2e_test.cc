@@ -12,9 +12,14 @@
 #include <fstream>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "resolvers/file/file_resolver.h"
 #include "tests/support/backend_process.h"
+#include "tests/support/fake_names.h"
 #include "tests/support/greeter_calls.h"
 #include "tests/support/temp_files.h"
 
@@ -184,6 +189,154 @@ TEST(FileResolverE2E, FollowsRewritesWithoutFailingCalls) {
          "set: median %.0f ms, max %.0f ms; %d background calls, %d failed\n",
          lags_ms.size(), lags_ms[lags_ms.size() / 2], lags_ms.back(), sent.load(),
          failed.load());
+}
+
+
+// A barrier the watcher thread waits at (FileWatcherHooks::after_post)
+// while the test destroys the channel: the thread's reference to the
+// resolver is then the last one. It must be dropped inside an ExecCtx:
+// before the fix it was not, and destroying the channel stack without one
+// crashed (within a few cycles) or counted in destroyed_without_exec_ctx.
+struct PostBarrier {
+  absl::Mutex mu;
+  bool armed = false, posted = false, released = false;
+};
+PostBarrier& Barrier() {
+  static auto* barrier = new PostBarrier();
+  return *barrier;
+}
+void WaitAtBarrier() {
+  PostBarrier& b = Barrier();
+  absl::MutexLock lock(&b.mu);
+  if (!b.armed) return;
+  b.armed = false;
+  b.posted = true;
+  // Bounded: a test that never releases must not hang the thread forever.
+  b.mu.AwaitWithTimeout(absl::Condition(&b.released), absl::Seconds(20));
+}
+
+TEST(FileResolverE2E, ChannelDestroyedWhileTheWatcherDeliversAResult) {
+  Backends backends;
+  backends.push_back(BackendProcess::Start("short-0"));
+  backends.push_back(BackendProcess::Start("short-1"));
+  TempDir dir;
+  const std::string path = dir.path() + "/endpoints.json";
+  resolvers::FileWatcherHooks::after_post = &WaitAtBarrier;
+  const int bad_before = resolvers::FileWatcherHooks::destroyed_without_exec_ctx.load();
+  for (int cycle = 0; cycle < 5; ++cycle) {
+    WriteAtomically(path, EndpointsJson({backends[0].get()}));
+    auto channel = testing::MakeChannel("lbkit-file://" + path + "?refresh=3600s", "");
+    auto stub = examples::Greeter::NewStub(channel);
+    ASSERT_TRUE(testing::WaitForBackends(*stub, {"short-0"}));
+    {
+      absl::MutexLock lock(&Barrier().mu);
+      Barrier().posted = Barrier().released = false;
+      Barrier().armed = true;
+    }
+    // The rewrite makes the watcher post a result, then wait at the barrier.
+    WriteAtomically(path, EndpointsJson({backends[0].get(), backends[1].get()}));
+    {
+      absl::MutexLock lock(&Barrier().mu);
+      ASSERT_TRUE(Barrier().mu.AwaitWithTimeout(absl::Condition(&Barrier().posted),
+                                                absl::Seconds(20)));
+    }
+    stub.reset();
+    channel.reset();
+    const int destroyed_before = resolvers::FileWatcherHooks::destroyed.load();
+    {
+      absl::MutexLock lock(&Barrier().mu);
+      Barrier().released = true;
+    }
+    // The watcher now drops the last reference; wait for the destructor.
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (resolvers::FileWatcherHooks::destroyed.load() == destroyed_before &&
+           Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_GT(resolvers::FileWatcherHooks::destroyed.load(), destroyed_before) << "cycle " << cycle;
+  }
+  resolvers::FileWatcherHooks::after_post = nullptr;
+  EXPECT_EQ(resolvers::FileWatcherHooks::destroyed_without_exec_ctx.load(), bad_before);
+}
+
+// Short-lived channels, as a request handler that makes one per request
+// would: created, asked to connect, destroyed within milliseconds, while the
+// watcher thread delivers its first result.
+TEST(FileResolverE2E, ShortLivedChannelsDoNotCrash) {
+  Backends backends;
+  backends.push_back(BackendProcess::Start("brief-0"));
+  TempDir dir;
+  const std::string path = dir.path() + "/endpoints.json";
+  WriteAtomically(path, EndpointsJson({backends[0].get()}));
+  const int bad_before = resolvers::FileWatcherHooks::destroyed_without_exec_ctx.load();
+  for (int i = 0; i < 100; ++i) {
+    auto channel = testing::MakeChannel("lbkit-file://" + path, "");
+    channel->GetState(/*try_to_connect=*/true);
+    std::this_thread::sleep_for(std::chrono::microseconds(500 * (i % 8)));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(resolvers::FileWatcherHooks::destroyed_without_exec_ctx.load(), bad_before);
+}
+
+// A host name in the file is looked up again on every periodic re-check,
+// not only when the file's bytes change: a name that moves to another
+// address (a replaced pod, a DNS change) is followed.
+TEST(FileResolverE2E, HostNamesAreLookedUpAgainOnEveryRefresh) {
+  Backends backends;
+  backends.push_back(BackendProcess::Start("name-a"));
+  backends.push_back(BackendProcess::Start(
+      "name-b", {"--host=127.0.0.2", absl::StrCat("--port=", backends[0]->port())}));
+  testing::FakeNames names;
+  names.Set("greeter.lbkit.test", "127.0.0.1");
+  TempDir dir;
+  const std::string path = dir.path() + "/endpoints.json";
+  WriteAtomically(path, absl::StrCat(R"({"endpoints": [{"address": "greeter.lbkit.test:)",
+                                     backends[0]->port(), R"("}]})"));
+  auto channel = testing::MakeChannel("lbkit-file://" + path + "?refresh=100ms",
+                                      testing::LbConfig("lbkit_round_robin"));
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"name-a"}));
+  names.Set("greeter.lbkit.test", "127.0.0.2");  // the file is unchanged
+  EXPECT_TRUE(testing::CallUntil(*stub, 10, [](const testing::Tally& t) {
+    return t.per_backend.size() == 1 && t.per_backend.count("name-b") == 1;
+  })) << "the file's name was not looked up again";
+}
+
+// A mounted ConfigMap is updated by kubelet as an atomic swap of the
+// "..data" symlink; the file name itself (endpoints.json ->
+// ..data/endpoints.json) sees no inotify event. With a re-check once an
+// hour, only the swap itself can make the channel follow.
+TEST(FileResolverE2E, FollowsAKubernetesConfigMapSwap) {
+  Backends backends;
+  for (int i = 0; i < 2; ++i) backends.push_back(BackendProcess::Start(absl::StrCat("cm-", i)));
+  TempDir dir;
+  const std::string d = dir.path();
+  auto write_version = [&](const std::string& version, const BackendProcess* b) {
+    ASSERT_EQ(mkdir((d + "/" + version).c_str(), 0755), 0);
+    std::ofstream(d + "/" + version + "/endpoints.json") << EndpointsJson({b});
+  };
+  write_version("..2026_12_02_01_00_00.000000001", backends[0].get());
+  ASSERT_EQ(symlink("..2026_12_02_01_00_00.000000001", (d + "/..data").c_str()), 0);
+  ASSERT_EQ(symlink("..data/endpoints.json", (d + "/endpoints.json").c_str()), 0);
+  auto channel = testing::MakeChannel("lbkit-file://" + d + "/endpoints.json?refresh=3600s", "");
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"cm-0"}));
+
+  // kubelet's update: a new timestamped directory, a "..data_tmp" symlink to
+  // it renamed over "..data", the old directory removed.
+  const auto swapped = Clock::now();
+  write_version("..2026_12_02_01_05_00.000000002", backends[1].get());
+  ASSERT_EQ(symlink("..2026_12_02_01_05_00.000000002", (d + "/..data_tmp").c_str()), 0);
+  ASSERT_EQ(rename((d + "/..data_tmp").c_str(), (d + "/..data").c_str()), 0);
+  std::system(("rm -rf '" + d + "/..2026_12_02_01_00_00.000000001'").c_str());
+  EXPECT_TRUE(testing::CallUntil(
+      *stub, 10,
+      [](const testing::Tally& t) {
+        return t.per_backend.size() == 1 && t.per_backend.count("cm-1") == 1;
+      },
+      std::chrono::seconds(15)));
+  printf("ConfigMap swap followed after %.0f ms\n",
+         std::chrono::duration<double, std::milli>(Clock::now() - swapped).count());
 }
 
 }  // namespace

@@ -192,5 +192,92 @@ TEST(LocalityE2E, DistributeSplitsEightyTwenty) {
   EXPECT_EQ(tally.failed(), 0) << tally.first_error;
 }
 
+
+// A locality whose child cannot pick passes its whole share on, whatever
+// sits between lbkit_locality and the endpoints. Zone a (the client's) has
+// one backend, zone b two; a-0 turns NOT_SERVING (seen by a polled health
+// check, so its connection stays up) or fails every call (ejected by
+// lbkit_outlier_ejection above or below the locality policy). Before the
+// fix, the level kept its share because its connection was READY, its
+// child had nothing to pick, and every call queued until its deadline.
+struct NestingCase {
+  const char* name;
+  const char* config;  // the loadBalancingConfig list
+  bool not_serving;    // else: a-0 fails every call with INTERNAL
+};
+
+void PrintTo(const NestingCase& c, std::ostream* os) { *os << c.name; }
+
+class LocalityNesting : public ::testing::TestWithParam<NestingCase> {};
+
+TEST_P(LocalityNesting, ALocalityThatCannotPickPassesItsShareOn) {
+  const NestingCase& c = GetParam();
+  testing::TempDir dir;
+  std::vector<std::unique_ptr<BackendProcess>> backends;
+  std::vector<std::string> fault;
+  if (!c.not_serving) fault = {"--error_rate=1", "--error_code=INTERNAL"};
+  backends.push_back(BackendProcess::Start("a-0", fault));
+  backends.push_back(BackendProcess::Start("b-0"));
+  backends.push_back(BackendProcess::Start("b-1"));
+  std::vector<std::string> entries;
+  for (const auto& b : backends) {
+    entries.push_back(absl::StrCat(R"({"address": ")", b->address(),
+                                   R"(", "locality": {"region": "r1", "zone": ")",
+                                   b->name().substr(0, 1), R"("}})"));
+  }
+  const std::string path = dir.path() + "/endpoints.json";
+  testing::WriteAtomically(path, absl::StrCat(R"({"endpoints": [)",
+                                              absl::StrJoin(entries, ", "), "]}\n"));
+  auto channel = testing::MakeChannel(
+      "lbkit-file://" + path, absl::StrCat(R"({"loadBalancingConfig": )", c.config, "}"));
+  auto stub = examples::Greeter::NewStub(channel);
+  if (c.not_serving) {
+    ASSERT_TRUE(testing::WaitForBackends(*stub, {"a-0"}));
+    backends[0]->Signal(SIGUSR1);
+  }
+  // Out of rotation once a round goes only to zone b (the failing backend
+  // fails a few calls before it is ejected).
+  ASSERT_TRUE(testing::CallUntil(
+      *stub, 20,
+      [](const testing::Tally& t) { return t.per_backend.count("a-0") == 0 && t.failed() == 0; },
+      std::chrono::seconds(30)))
+      << c.name << ": calls never left zone a";
+  testing::Tally tally = testing::CallMany(*stub, 300);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  EXPECT_EQ(tally.per_backend["b-0"] + tally.per_backend["b-1"], 300);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Nestings, LocalityNesting,
+    ::testing::Values(
+        NestingCase{"LocalityPollLeafNotServing",
+                    R"([{"lbkit_locality": {"locality": "r1/a", "childPolicy": )"
+                    R"([{"lbkit_round_robin": {"healthCheck": {"mode": "poll", "interval": "0.1s",
+                        "timeout": "0.5s", "unhealthyThreshold": 2, "healthyThreshold": 1}}}]}}])",
+                    true},
+        NestingCase{"LocalityOutlierLeafFailing",
+                    R"([{"lbkit_locality": {"locality": "r1/a", "childPolicy": [
+                        {"lbkit_outlier_ejection": {"consecutive5xxErrors": 3,
+                          "baseEjectionTime": "60s"}}]}}])",
+                    false},
+        NestingCase{"OutlierLocalityLeafFailing",
+                    R"([{"lbkit_outlier_ejection": {"consecutive5xxErrors": 3,
+                        "maxEjectionPercent": 50, "baseEjectionTime": "60s",
+                        "childPolicy": [{"lbkit_locality": {"locality": "r1/a"}}]}}])",
+                    false},
+        NestingCase{"LocalityOutlierPollLeafNotServing",
+                    R"([{"lbkit_locality": {"locality": "r1/a", "childPolicy": [
+                        {"lbkit_outlier_ejection": {"childPolicy": [
+                          {"lbkit_round_robin": {"healthCheck": {"mode": "poll", "interval": "0.1s",
+                          "timeout": "0.5s", "unhealthyThreshold": 2, "healthyThreshold": 1}}}]}}]}}])",
+                    true},
+        NestingCase{"OutlierLocalityPollLeafNotServing",
+                    R"([{"lbkit_outlier_ejection": {"childPolicy": [{"lbkit_locality": {
+                        "locality": "r1/a", "childPolicy": [
+                          {"lbkit_round_robin": {"healthCheck": {"mode": "poll", "interval": "0.1s",
+                          "timeout": "0.5s", "unhealthyThreshold": 2, "healthyThreshold": 1}}}]}}]}}])",
+                    true}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace lbkit

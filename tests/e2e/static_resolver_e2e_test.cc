@@ -4,6 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/support/backend_process.h"
+#include "tests/support/fake_names.h"
 #include "tests/support/greeter_calls.h"
 
 namespace lbkit {
@@ -73,6 +74,54 @@ TEST(StaticResolverE2E, TwoSlashesOrNoEndpointFailCallsWithTheReason) {
     EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << c.target;
     EXPECT_EQ(r.status.error_message(), c.message) << c.target;
   }
+}
+
+// A slow name server must not stall the channel's control plane: names
+// are looked up on a thread of their own. GetState(true) starts the
+// resolver on the calling thread; before the fix it waited there for the
+// lookup (which waits for the test to release it, so it gave up after 20 s
+// and counted in timed_out()).
+TEST(StaticResolverE2E, ASlowNameLookupDoesNotStallTheChannel) {
+  auto backend = BackendProcess::Start("slow-name");
+  testing::FakeNames names;
+  names.Set("slow.lbkit.test", "127.0.0.1");
+  names.Block("slow.lbkit.test");
+  auto channel = testing::MakeChannel(
+      absl::StrCat("lbkit-static:///slow.lbkit.test:", backend->port()),
+      testing::LbConfig("lbkit_round_robin"));
+  channel->GetState(/*try_to_connect=*/true);
+  names.Release();
+  EXPECT_EQ(names.timed_out(), 0) << "the channel waited for the lookup";
+  auto stub = examples::Greeter::NewStub(channel);
+  EXPECT_TRUE(testing::WaitForBackends(*stub, {"slow-name"}));
+}
+
+// A name that does not resolve is looked up again, with backoff (1 s,
+// doubling), as gRPC's DNS resolver retries: before, lbkit-static looked
+// its names up once, at start, for the channel's life.
+TEST(StaticResolverE2E, AFailedNameLookupIsRetried) {
+  auto first = BackendProcess::Start("first");
+  auto later = BackendProcess::Start("later");
+  testing::FakeNames names;
+  names.Set("first.lbkit.test", "127.0.0.1");
+  names.Fail("later.lbkit.test");
+  auto channel = testing::MakeChannel(
+      absl::StrCat("lbkit-static:///first.lbkit.test:", first->port(), ",later.lbkit.test:",
+                   later->port()),
+      testing::LbConfig("lbkit_round_robin"));
+  auto stub = examples::Greeter::NewStub(channel);
+  // The whole list fails while one name does not resolve: gRPC's DNS
+  // resolver does the same for its one name.
+  testing::CallResult r = testing::CallOnce(*stub, 2000);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(r.status.error_message().find("later.lbkit.test"), std::string::npos)
+      << r.status.error_message();
+  names.Set("later.lbkit.test", "127.0.0.1");
+  EXPECT_TRUE(testing::CallUntil(
+      *stub, 5,
+      [](const testing::Tally& t) { return t.per_backend.size() == 2 && t.failed() == 0; },
+      std::chrono::seconds(20)))
+      << "never looked the name up again";
 }
 
 }  // namespace

@@ -43,6 +43,47 @@ TEST(WeightedSubsetsE2E, CanaryGetsExactlyItsWeight) {
   }
 }
 
+// onEmptySubset "fail": the empty subset's share fails at once with
+// UNAVAILABLE, wait_for_ready calls included. Before the fix those waited
+// for the subset until their deadline (DEADLINE_EXCEEDED).
+TEST(WeightedSubsetsE2E, AnEmptySubsetFailsItsShareAtOnceEvenForWaitForReady) {
+  auto stable = BackendProcess::Start("v1-0");
+  auto canary = BackendProcess::Start("v2-0");
+  auto channel = testing::MakeChannel(
+      absl::StrCat("lbkit-static:///", stable->address(), ";label.version=v1,",
+                   canary->address(), ";label.version=v2"),
+      R"({"loadBalancingConfig": [{"lbkit_weighted_subsets": {"onEmptySubset": "fail",
+          "subsets": [{"name": "stable", "labels": {"version": "v1"}, "weight": 50},
+                      {"name": "canary", "labels": {"version": "v2"}, "weight": 50}]}}],
+          "healthCheckConfig": {"serviceName": ""}})");
+  auto stub = examples::Greeter::NewStub(channel);
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"v1-0", "v2-0"}));
+  canary->Signal(SIGUSR1);  // NOT_SERVING: the canary subset is empty
+  ASSERT_TRUE(testing::CallUntil(*stub, 10, [](const testing::Tally& t) {
+    return t.per_backend.count("v2-0") == 0 && t.failed() > 0;
+  }));
+  int unavailable = 0, ok = 0, other = 0;
+  for (int i = 0; i < 20; ++i) {
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    examples::HelloRequest request;
+    examples::HelloReply reply;
+    const grpc::Status status = stub->SayHello(&context, request, &reply);
+    if (status.ok()) {
+      ++ok;
+    } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      ++unavailable;
+    } else {
+      ++other;
+      ADD_FAILURE() << status.error_code() << ": " << status.error_message();
+    }
+  }
+  EXPECT_EQ(ok, 10);
+  EXPECT_EQ(unavailable, 10);
+  EXPECT_EQ(other, 0);
+}
+
 // The canary of examples/canary: the DestinationRule and VirtualService go
 // through lbkit-istio, the split is measured over 10,000 calls, and the
 // canary turning NOT_SERVING moves everything to v1 without a failed call.

@@ -58,6 +58,7 @@ std::unique_ptr<BackendProcess> BackendProcess::Start(
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(20);
   int port = -1;
+  std::string host;
   while (port < 0) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -79,18 +80,21 @@ std::unique_ptr<BackendProcess> BackendProcess::Start(
     size_t eol = buffer.find('\n');
     if (eol == std::string::npos) continue;
     const std::string line = buffer.substr(0, eol);
-    const std::string prefix = "listening on 127.0.0.1:";
-    if (line.rfind(prefix, 0) != 0 ||
-        !absl::SimpleAtoi(line.substr(prefix.size()), &port)) {
+    // "listening on 127.0.0.1:PORT" (or the --host the test gave).
+    const std::string prefix = "listening on ";
+    const size_t colon = line.rfind(':');
+    if (line.rfind(prefix, 0) != 0 || colon == std::string::npos || colon < prefix.size() ||
+        !absl::SimpleAtoi(line.substr(colon + 1), &port)) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
       Fail(absl::StrCat("unexpected first line from greeter_server: ", line));
     }
+    host = line.substr(prefix.size(), colon - prefix.size());
   }
   // The server prints nothing else on stdout; closing our end is safe (a
   // later write would get EPIPE, which the server never does).
   close(out[0]);
-  return std::unique_ptr<BackendProcess>(new BackendProcess(name, pid, port));
+  return std::unique_ptr<BackendProcess>(new BackendProcess(name, pid, std::move(host), port));
 }
 
 BackendProcess::~BackendProcess() {
@@ -98,7 +102,7 @@ BackendProcess::~BackendProcess() {
 }
 
 std::string BackendProcess::address() const {
-  return absl::StrCat("127.0.0.1:", port_);
+  return absl::StrCat(host_, ":", port_);
 }
 
 void BackendProcess::Signal(int signal) const {

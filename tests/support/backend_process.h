@@ -15,8 +15,9 @@ namespace lbkit::testing {
 
 class BackendProcess {
  public:
-  // Starts greeter_server --port=0 --name=NAME plus `flags`, and waits (at
-  // most 20 s) for its "listening on 127.0.0.1:PORT" line. Aborts the test
+  // Starts greeter_server --port=0 --name=NAME plus `flags` (a --host or
+  // --port there wins), and waits (at most 20 s) for its "listening on
+  // HOST:PORT" line. Aborts the test
   // binary with a message if the server does not come up.
   static std::unique_ptr<BackendProcess> Start(
       const std::string& name, const std::vector<std::string>& flags = {});
@@ -27,7 +28,7 @@ class BackendProcess {
 
   const std::string& name() const { return name_; }
   int port() const { return port_; }
-  // "127.0.0.1:PORT"
+  // "127.0.0.1:PORT" (HOST:PORT with another --host)
   std::string address() const;
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
@@ -39,11 +40,12 @@ class BackendProcess {
   void Stop();
 
  private:
-  BackendProcess(std::string name, pid_t pid, int port)
-      : name_(std::move(name)), pid_(pid), port_(port) {}
+  BackendProcess(std::string name, pid_t pid, std::string host, int port)
+      : name_(std::move(name)), pid_(pid), host_(std::move(host)), port_(port) {}
 
   std::string name_;
   pid_t pid_;
+  std::string host_;
   int port_;
 };
 

@@ -147,6 +147,9 @@ struct HelperRecord {
   std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker> picker;
   int state_updates = 0;
   int reresolution_requests = 0;
+  // Addresses CreateSubchannel refuses (returns null for), as a channel
+  // does while it shuts down.
+  std::set<std::string> refuse_subchannels;
   // Timers of the policy under test; advance with event_engine.Advance().
   FakeEventEngine event_engine;
 
@@ -172,6 +175,7 @@ class FakeHelper : public grpc_core::LoadBalancingPolicy::ChannelControlHelper {
       grpc_core::ServerAddress address,
       const grpc_core::ChannelArgs& args) override {
     auto text = grpc_sockaddr_to_string(&address.address(), false);
+    if (text.ok() && record_->refuse_subchannels.count(*text) != 0) return nullptr;
     auto subchannel = grpc_core::MakeRefCounted<FakeSubchannel>(
         text.ok() ? *text : "?", args);
     record_->created.push_back(subchannel);

@@ -20,10 +20,11 @@ namespace lbkit::testing {
 
 inline std::shared_ptr<grpc::Channel> MakeChannel(
     const std::string& target, const std::string& service_config,
-    grpc::ChannelArguments args = {}) {
+    grpc::ChannelArguments args = {},
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr) {
   if (!service_config.empty()) args.SetServiceConfigJSON(service_config);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+  return grpc::CreateCustomChannel(target, credentials, args);
 }
 
 inline std::string LbConfig(const std::string& policy,

@@ -11,6 +11,7 @@
 #include "policies/common/child_policy.h"
 #include "policies/common/endpoint_list.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 #include "src/core/lib/gprpp/validation_errors.h"
@@ -99,7 +100,7 @@ class LimitTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface 
   RefCountedPtr<InFlight> endpoint_;
 };
 
-class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker {
+class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
   BreakerPicker(std::shared_ptr<SubchannelPicker> child, RefCountedPtr<InFlight> total,
                 uint32_t max_total, uint32_t max_per_endpoint,
@@ -141,6 +142,8 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker {
     return result;
   }
 
+  size_t ServingEndpoints() const override { return serving_; }
+
  private:
   // Fails the call at once, wait_for_ready or not, and unretried: a drop.
   LoadBalancingPolicy::PickResult Overflow(std::string why) {
@@ -150,6 +153,7 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker {
   }
 
   const std::shared_ptr<SubchannelPicker> child_;
+  const size_t serving_ = ServingEndpointsOf(child_.get()).value_or(0);
   const RefCountedPtr<InFlight> total_;
   const int64_t max_total_;
   const int64_t max_per_endpoint_;

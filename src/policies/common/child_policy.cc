@@ -4,6 +4,7 @@
 #include <set>
 #include <utility>
 
+#include "policies/common/serving_count.h"
 #include "src/core/ext/filters/client_channel/lb_policy/child_policy_handler.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 #include "src/core/lib/config/core_configuration.h"
@@ -69,7 +70,7 @@ class ChildPolicy::CountingWatcher : public SubchannelInterface::ConnectivitySta
       const bool ready = state == GRPC_CHANNEL_READY;
       if (ready != counted_ready_) {
         counted_ready_ = ready;
-        ready ? ++child_->ready_ : --child_->ready_;
+        ready ? ++child_->connected_ : --child_->connected_;
         child_->OnChangedLocked();
       }
     }
@@ -81,7 +82,7 @@ class ChildPolicy::CountingWatcher : public SubchannelInterface::ConnectivitySta
   // The child cancelled its watch (on the WorkSerializer). Only here, not in
   // a destructor: the channel may destroy a watcher on another thread.
   void Cancel() {
-    if (counted_ready_ && !child_->shutdown_) --child_->ready_;
+    if (counted_ready_ && !child_->shutdown_) --child_->connected_;
     counted_ready_ = false;
     cancelled_ = true;
   }
@@ -147,6 +148,7 @@ class ChildPolicy::Helper : public LoadBalancingPolicy::ChannelControlHelper {
       child_->state_ = state;
     }
     child_->status_ = status;
+    child_->picker_serving_ = ServingEndpointsOf(picker.get());
     child_->picker_ = std::shared_ptr<LoadBalancingPolicy::SubchannelPicker>(std::move(picker));
     // A child of a kind that idles (pick_first) is woken at once, as
     // gRPC's weighted_target does: the parent decides where traffic goes.

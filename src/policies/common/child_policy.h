@@ -3,11 +3,12 @@
 // ChildPolicyHandler running any registered policy over a subset of the
 // parent's addresses, whose state and picker the parent combines.
 //
-// The child's subchannels are wrapped so the parent can count how many of
-// this child's endpoints are READY (health-aware when the channel has a
-// healthCheckConfig) without asking the child: the parent's own arithmetic
-// (Envoy's priority load) needs healthy/total per group whatever the child
-// policy is. A picker the parent builds must pass each child pick through
+// The parent's own arithmetic (Envoy's priority load) needs healthy/total
+// per group whatever the child policy is: ready() is what the child can
+// pick from, as an lbkit picker reports it (serving_count.h); for a child
+// whose picker does not say, the child's subchannels are wrapped and the
+// READY ones counted (health-aware when the channel has a
+// healthCheckConfig). A picker the parent builds must pass each child pick through
 // ChildPolicy::Unwrap(): the channel needs its own subchannel back
 // (DESIGN.md fact 9).
 //
@@ -23,6 +24,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "grpc_internal/abi_guard.h"
@@ -120,10 +122,18 @@ class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
   const std::shared_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker>& picker() const {
     return picker_;
   }
-  // Addresses in the last update, and how many of the child's subchannels
-  // are READY (at most total()).
+  // Addresses in the last update, and how many of them the child can send a
+  // call to now (at most total()): 0 unless the child is READY; then what
+  // its picker says (policies/common/serving_count.h), or, for a picker that
+  // does not say (gRPC's own policies), its READY subchannels. A connection
+  // that is up does not make an endpoint usable: a polled health check or an
+  // ejection below this parent can keep the child from picking it.
   size_t total() const { return total_; }
-  size_t ready() const { return ready_ < total_ ? ready_ : total_; }
+  size_t ready() const {
+    if (state_ != GRPC_CHANNEL_READY) return 0;
+    const size_t n = picker_serving_.has_value() ? *picker_serving_ : connected_;
+    return n < total_ ? n : total_;
+  }
 
   // A child's pick with the channel's subchannel in place of the wrapper.
   static grpc_core::LoadBalancingPolicy::PickResult Unwrap(
@@ -147,7 +157,8 @@ class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
   absl::Status status_;
   std::shared_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker> picker_;
   size_t total_ = 0;
-  size_t ready_ = 0;
+  size_t connected_ = 0;  // READY subchannels, as the counting wrappers see them
+  std::optional<size_t> picker_serving_;  // the picker's own count, if it keeps one
 };
 
 }  // namespace lbkit::policies

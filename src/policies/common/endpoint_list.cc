@@ -92,7 +92,8 @@ void Endpoint::StartWatchingLocked(const grpc_core::ChannelArgs& args) {
   if (list_ != nullptr && list_->polling_.has_value()) {
     stats_->SetHealth(stats::Health::kUnknown);
     poller_ = grpc_core::MakeOrphanable<HealthPoller>(
-        address_text_, *list_->polling_, list_->work_serializer_,
+        address_text_, *list_->polling_, args, list_->helper_->GetAuthority(),
+        list_->work_serializer_,
         list_->helper_->GetEventEngine(), [self = Ref()](bool healthy, absl::Status why) {
           self->OnHealthLocked(healthy, std::move(why));
         });
@@ -222,6 +223,11 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
   health_check_service_name_ = std::move(health_check_service_name);
   inhibit_health_checking_ = inhibit_health_checking;
 
+  // An endpoint can report synchronously while the list is being rebuilt
+  // (a refused subchannel fails at once): the owner must not build a picker
+  // then, from a list and a per-update state (a hash policy's ring) that do
+  // not match yet. It publishes once the update is done.
+  updating_ = true;
   const bool had_ready = num_ready_ > 0 || !retained_.empty();
   std::vector<grpc_core::RefCountedPtr<Endpoint>> old_endpoints =
       std::move(endpoints_);
@@ -288,6 +294,7 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
 
   for (Endpoint* endpoint : to_start) endpoint->StartWatchingLocked(args);
   MaybeReleaseRetainedLocked();
+  updating_ = false;
 }
 
 void EndpointList::MaybeReleaseRetainedLocked() {
@@ -318,7 +325,7 @@ void EndpointList::OnEndpointStateChangeLocked(
     }
   }
   MaybeReleaseRetainedLocked();
-  observer_->OnEndpointsChangedLocked();
+  if (!updating_) observer_->OnEndpointsChangedLocked();
 }
 
 void EndpointList::ShutdownLocked() {

@@ -142,6 +142,8 @@ class EndpointList {
   // Reconciles the endpoints with a resolver update. `args` are the update's
   // channel args, handed to every new subchannel (they carry the health
   // check service name). Duplicate addresses collapse into one endpoint.
+  // The observer is not called during it (an endpoint that fails at once
+  // included): the caller publishes afterwards.
   void UpdateLocked(const grpc_core::ServerAddressList& addresses,
                     const grpc_core::ChannelArgs& args);
 
@@ -196,6 +198,7 @@ class EndpointList {
   absl::optional<std::string> health_check_service_name_;
   bool inhibit_health_checking_ = false;
 
+  bool updating_ = false;  // inside UpdateLocked(): the observer hears nothing
   size_t num_ready_ = 0;
   size_t num_connecting_ = 0;
   size_t num_transient_failure_ = 0;

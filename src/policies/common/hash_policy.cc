@@ -9,6 +9,7 @@
 #include "algorithms/random.h"
 #include "algorithms/xxhash64.h"
 #include "common/endpoint_attributes.h"
+#include "policies/common/serving_count.h"
 
 namespace lbkit::policies {
 
@@ -41,7 +42,7 @@ class BoundedLoadTracker : public LoadBalancingPolicy::SubchannelCallTrackerInte
   std::shared_ptr<std::atomic<int64_t>> total_in_flight_;
 };
 
-class HashPicker : public LoadBalancingPolicy::SubchannelPicker {
+class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
   // `endpoints` by lookup index; `ready` the indices of the READY ones.
   // `total_in_flight` is non-null when bounded load is on.
@@ -89,6 +90,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker {
         stats::CountCall(endpoints_[e]->stats(),
                          std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
   }
+  size_t ServingEndpoints() const override { return ready_.size(); }
 
  private:
   static constexpr uint32_t kNotReady = UINT32_MAX;

@@ -1,5 +1,8 @@
 #include "policies/common/health_check.h"
 
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpcpp/channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -9,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/async_queue.h"
+#include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/iomgr/closure.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
 
@@ -17,6 +21,9 @@ namespace lbkit::policies {
 namespace {
 
 constexpr char kCheckMethod[] = "/grpc.health.v1.Health/Check";
+// Where a channel keeps its credentials in its args (GRPC_ARG_CHANNEL_CREDENTIALS
+// in gRPC's security headers, which lbkit does not build against).
+constexpr char kChannelCredentialsArg[] = "grpc.internal.channel_credentials";
 
 // grpc.health.v1.HealthCheckRequest {string service = 1;}, encoded by hand:
 // lbkit carries no generated code for the health proto.
@@ -81,6 +88,33 @@ absl::optional<uint64_t> DecodeStatus(const grpc::ByteBuffer& buffer) {
   }
   if (p != end) return absl::nullopt;
   return status;
+}
+
+// The checks' own channel: a connection of its own (Envoy's health checker
+// has one too: the checks must not share, or hold open, the connection that
+// carries traffic), but the application channel's credentials, and its
+// authority and TLS target name override, so a TLS or mTLS backend is
+// checked as the application reaches it. The credentials travel in the
+// policy's channel args (docs/grpc-internals.md, "Channel credentials").
+std::shared_ptr<grpc::Channel> CheckChannel(const std::string& target,
+                                            const grpc_core::ChannelArgs& channel_args,
+                                            absl::string_view authority) {
+  grpc_core::ChannelArgs args =
+      grpc_core::ChannelArgs().Set(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (!authority.empty()) args = args.Set(GRPC_ARG_DEFAULT_AUTHORITY, authority);
+  if (auto name = channel_args.GetOwnedString(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG)) {
+    args = args.Set(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, *name);
+  }
+  // Held by `channel_args` for as long as this runs; grpc_channel_create
+  // takes its own reference.
+  auto* creds = static_cast<grpc_channel_credentials*>(
+      channel_args.GetVoidPointer(kChannelCredentialsArg));
+  grpc_channel_credentials* insecure = nullptr;
+  if (creds == nullptr) insecure = grpc_insecure_credentials_create();
+  grpc_channel* channel = grpc_channel_create(
+      target.c_str(), creds != nullptr ? creds : insecure, args.ToC().get());
+  if (insecure != nullptr) grpc_channel_credentials_release(insecure);
+  return grpc::CreateChannelInternal("", channel, {});
 }
 
 const char* StatusName(uint64_t status) {
@@ -148,6 +182,8 @@ struct HealthPoller::Call {
 
 
 HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
+                           const grpc_core::ChannelArgs& channel_args,
+                           absl::string_view authority,
                            std::shared_ptr<grpc_core::WorkSerializer> serializer,
                            grpc_event_engine::experimental::EventEngine* event_engine,
                            OnChange on_change)
@@ -157,16 +193,12 @@ HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
       event_engine_(event_engine),
       on_change_(std::move(on_change)),
       thresholds_(params_.unhealthy_threshold, params_.healthy_threshold) {
-  grpc::ChannelArguments args;
-  // A connection of its own (Envoy's health checker has one too): the checks
-  // must not share, or hold open, the connection that carries traffic.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // AddressText() gives "1.2.3.4:80", "[::1]:80", or a URI (unix:/path).
   const std::string target = absl::StartsWith(address_, "[")  ? "ipv6:" + address_
                              : absl::StrContains(address_, "/") ? address_
                                                                  : "ipv4:" + address_;
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-  channel_ = std::make_shared<grpc::GenericStub>(std::move(channel));
+  channel_ = std::make_shared<grpc::GenericStub>(
+      CheckChannel(target, channel_args, authority));
   CheckLocked();
 }
 
@@ -246,7 +278,9 @@ void HealthPoller::ScheduleLocked() {
         grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
         grpc_core::ExecCtx exec_ctx;
         HealthPoller* poller = self.get();
-        RunOnWorkSerializer(poller->serializer_, [self]() {
+        // Moved in: the EventEngine destroys this closure after it returns,
+        // outside the ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
+        RunOnWorkSerializer(poller->serializer_, [self = std::move(self)]() {
           self->timer_.reset();
           self->CheckLocked();
         });

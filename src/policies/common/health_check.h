@@ -8,7 +8,9 @@
 // the subchannel's connection: the policy sets the health-check service name
 // on its subchannels, as the top-level `healthCheckConfig` does for the
 // whole channel. "poll" sends a unary Check every `interval` (on a connection
-// of its own, as Envoy's health checker does) and flips an endpoint's health
+// of its own, as Envoy's health checker does, made with the application
+// channel's credentials and authority, so TLS and mTLS backends are checked
+// as the calls reach them) and flips an endpoint's health
 // only after `unhealthyThreshold` / `healthyThreshold` results in a row
 // (src/algorithms/health_thresholds.h). An endpoint is usable when its
 // subchannel is READY and, with polling, its last verdict is healthy.
@@ -24,6 +26,7 @@
 #include "algorithms/health_thresholds.h"
 #include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"
+#include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/gprpp/orphanable.h"
 #include "src/core/lib/gprpp/time.h"
 #include "src/core/lib/gprpp/validation_errors.h"
@@ -64,7 +67,11 @@ class HealthPoller : public grpc_core::InternallyRefCounted<HealthPoller> {
  public:
   using OnChange = std::function<void(bool healthy, absl::Status why)>;
 
+  // `channel_args` are the policy's (they carry the channel's credentials);
+  // `authority` is the application channel's, which TLS checks the
+  // backend's certificate against.
   HealthPoller(std::string address, HealthCheckParams params,
+               const grpc_core::ChannelArgs& channel_args, absl::string_view authority,
                std::shared_ptr<grpc_core::WorkSerializer> serializer,
                grpc_event_engine::experimental::EventEngine* event_engine, OnChange on_change);
   ~HealthPoller() override;

@@ -23,6 +23,7 @@
 #include "policies/common/leaf_policy.h"
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "src/core/lib/gprpp/time.h"
 #include "src/core/lib/gprpp/validation_errors.h"
@@ -159,7 +160,8 @@ class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
 // Picker
 //
 
-class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker {
+class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
+                           public ServingCount {
  public:
   struct Entry {
     RefCountedPtr<Endpoint> endpoint;
@@ -192,6 +194,7 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker {
         stats::CountCall(entry.endpoint->stats(),
                          std::make_unique<CallTracker>(entry.endpoint->Ref(), peak_ewma_)));
   }
+  size_t ServingEndpoints() const override { return entries_.size(); }
 
  private:
   const std::vector<Entry> entries_;

@@ -20,6 +20,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "stats/stats.h"
 #include "src/core/lib/gprpp/validation_errors.h"
@@ -247,9 +248,10 @@ struct Level {
   std::vector<double> cumulative_weight;
 };
 
-class LocalityPicker : public LoadBalancingPolicy::SubchannelPicker {
+class LocalityPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
-  explicit LocalityPicker(std::vector<Level> levels) : levels_(std::move(levels)) {}
+  LocalityPicker(std::vector<Level> levels, size_t serving)
+      : levels_(std::move(levels)), serving_(serving) {}
 
   LoadBalancingPolicy::PickResult Pick(LoadBalancingPolicy::PickArgs args) override {
     // x in [1, 100], as Envoy draws it; the first level whose cumulative
@@ -270,9 +272,11 @@ class LocalityPicker : public LoadBalancingPolicy::SubchannelPicker {
     if (i >= level->pickers.size()) i = level->pickers.size() - 1;
     return ChildPolicy::Unwrap(level->pickers[i]->Pick(args));
   }
+  size_t ServingEndpoints() const override { return serving_; }
 
  private:
   const std::vector<Level> levels_;  // only levels with traffic, each with a picker
+  const size_t serving_;
 };
 
 //
@@ -381,7 +385,12 @@ absl::Status LocalityPolicy::UpdateLocked(UpdateArgs args) {
     }
     ++locality_endpoints[it->second];
     uint32_t priority = 0, label_priority = 0;
-    if (params.client.has_value()) {
+    // Istio applies proximity (region/zone/subZone, and failover rules)
+    // under failoverPriority only when failover is set too; with
+    // failoverPriority alone the levels come from the labels alone
+    // (docs/istio.md, "failoverPriority").
+    const bool proximity = params.failover_priority.empty() || !params.failover_rules.empty();
+    if (params.client.has_value() && proximity) {
       priority = algorithms::ProximityPriority(*params.client, name, params.failover_rules);
     }
     if (!params.failover_priority.empty()) {
@@ -495,6 +504,7 @@ void LocalityPolicy::UpdatePickerLocked() {
       health, params.overprovisioning_factor, params.panic_threshold);
   std::vector<Level> levels;
   uint32_t cumulative = 0;
+  size_t serving = 0;
   for (uint32_t p = 0; p < num_levels; ++p) {
     if (load.percent[p] == 0) continue;
     Level level;
@@ -518,6 +528,7 @@ void LocalityPolicy::UpdatePickerLocked() {
               : static_cast<double>(child.ready());
       if (weight <= 0) continue;
       total_weight += weight;
+      serving += child.ready();
       level.pickers.push_back(child.picker());
       level.cumulative_weight.push_back(total_weight);
     }
@@ -542,7 +553,7 @@ void LocalityPolicy::UpdatePickerLocked() {
   }
   stats_->SetDetailJson(DetailJson(load));
   PublishLocked(GRPC_CHANNEL_READY, absl::OkStatus(),
-                std::make_unique<LocalityPicker>(std::move(levels)));
+                std::make_unique<LocalityPicker>(std::move(levels), serving));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "policies/common/endpoint_list.h"
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "stats/stats.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
@@ -245,9 +246,20 @@ struct EndpointState : public grpc_core::RefCounted<EndpointState> {
   std::atomic<int> wrappers{0};
   bool listed = true;  // in the resolver's latest list
   algorithms::OutlierCounters counters;  // any thread
+  // A call was routed here since the last connection failure that counted
+  // (set by the picker, any thread). A connection failure counts as a
+  // local-origin failure only then: an address no call goes to (never
+  // reachable, a pod being replaced) is not an outlier, and must not spend
+  // the ejection budget (README, "Outlier ejection").
+  std::atomic<bool> picked{false};
   // WorkSerializer only:
+  grpc_connectivity_state connectivity = GRPC_CHANNEL_IDLE;  // the real one
   bool ejected = false;
   uint32_t times_ejected = 0;
+  // Not ejected at any time since the last interval tick: the next tick
+  // may forgive one step of times_ejected (Envoy forgives only after a full
+  // interval back in).
+  bool in_since_last_tick = true;
   absl::optional<EventEngine::TaskHandle> uneject_timer;
   std::set<EjectingWatcher*> watchers;
 };
@@ -391,7 +403,7 @@ class OutlierTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterfac
   RefCountedPtr<PolicyLink> link_;
 };
 
-class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker {
+class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
   OutlierPicker(std::shared_ptr<SubchannelPicker> child, RefCountedPtr<Classifier> classifier,
                 RefCountedPtr<PolicyLink> link)
@@ -402,15 +414,20 @@ class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker {
     if (auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result.result)) {
       // Every subchannel below this policy is an EjectingSubchannel.
       auto* subchannel = static_cast<EjectingSubchannel*>(complete->subchannel.get());
+      std::atomic<bool>& picked = subchannel->state()->picked;
+      if (!picked.load(std::memory_order_relaxed)) picked.store(true, std::memory_order_relaxed);
       complete->subchannel_call_tracker = std::make_unique<OutlierTracker>(
           std::move(complete->subchannel_call_tracker), subchannel->state(), classifier_, link_);
       complete->subchannel = subchannel->wrapped_subchannel();
     }
     return result;
   }
+  // Ejected endpoints look failed to the child, so its count leaves them out.
+  size_t ServingEndpoints() const override { return serving_; }
 
  private:
   const std::shared_ptr<SubchannelPicker> child_;
+  const size_t serving_ = ServingEndpointsOf(child_.get()).value_or(0);
   const RefCountedPtr<Classifier> classifier_;
   const RefCountedPtr<PolicyLink> link_;
 };
@@ -521,12 +538,15 @@ void EjectingWatcher::OnConnectivityStateChange(grpc_connectivity_state new_stat
   seen_ = true;
   last_state_ = new_state;
   last_status_ = status;
+  state_->connectivity = new_state;
   if (!state_->ejected) inner_->OnConnectivityStateChange(new_state, std::move(status));
-  // A failed connection attempt is a local-origin failure (after passing the
-  // state on: an ejection now reaches the child after it).
+  // A failed connection is a local-origin failure if a call was routed here
+  // since the last one counted (after passing the state on: an ejection now
+  // reaches the child after it).
   OutlierPolicy* policy = link_->policy();
   if (new_state == GRPC_CHANNEL_TRANSIENT_FAILURE &&
-      previous != GRPC_CHANNEL_TRANSIENT_FAILURE && policy != nullptr && !state_->ejected) {
+      previous != GRPC_CHANNEL_TRANSIENT_FAILURE && policy != nullptr && !state_->ejected &&
+      state_->picked.exchange(false, std::memory_order_relaxed)) {
     policy->OnConnectionFailedLocked(state_.get());
   }
 }
@@ -580,7 +600,16 @@ absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
         std::string(kOutlierEjectionPolicyName), this, Ref(DEBUG_LOCATION, "ChildPolicy"),
         &helper_, work_serializer(), interested_parties(), args.args);
   }
-  if (!interval_timer_.has_value() || interval_ != params.interval) {
+  if (!algorithms::EjectionEnabled(params.config)) {
+    // Nothing can eject any more: whoever is out comes back now, as gRPC's
+    // outlier_detection does, and no interval runs.
+    CancelTimer(&interval_timer_);
+    for (auto& [key, state] : states_) {
+      CancelTimer(&state->uneject_timer);
+      state->times_ejected = 0;
+      UnejectLocked(state.get());
+    }
+  } else if (!interval_timer_.has_value() || interval_ != params.interval) {
     CancelTimer(&interval_timer_);
     interval_ = params.interval;
     ArmIntervalTimerLocked();
@@ -614,11 +643,13 @@ void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view rea
   auto it = states_.find(state->address);
   if (it == states_.end() || it->second.get() != state || state->ejected) return;
   const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+  // The budget counts the ejected endpoints that could serve: ejecting one
+  // whose connection is down anyway takes no capacity away.
   size_t ejected = 0, listed = 0;
   for (const auto& [key, s] : states_) {
     if (!s->listed) continue;
     ++listed;
-    ejected += s->ejected;
+    ejected += s->ejected && s->connectivity == GRPC_CHANNEL_READY;
   }
   if (!algorithms::MayEject(ejected, listed, params.config)) {
     if (GRPC_TRACE_FLAG_ENABLED(outlier_trace)) {
@@ -652,6 +683,7 @@ void OutlierPolicy::UnejectLocked(EndpointState* state) {
   state->uneject_timer.reset();
   if (!state->ejected) return;
   state->ejected = false;
+  state->in_since_last_tick = false;
   state->counters.Reset();
   state->stats->SetEjected(false, 0, state->times_ejected);
   gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s is back", state->address.c_str());
@@ -670,8 +702,13 @@ void OutlierPolicy::OnIntervalLocked(uint64_t generation) {
     order.push_back(s.get());
     stats.push_back({success, failure, s->ejected});
     // gRFC A50: an endpoint that stayed in for an interval earns back one
-    // step of its ejection multiplier.
-    if (!s->ejected && s->times_ejected > 0) --s->times_ejected;
+    // step of its ejection multiplier. A whole interval: one that came back
+    // since the last tick (even at this very instant, when the un-ejection
+    // and the tick fall due together) has not earned it yet.
+    if (!s->ejected) {
+      if (s->in_since_last_tick && s->times_ejected > 0) --s->times_ejected;
+      s->in_since_last_tick = true;
+    }
   }
   const std::vector<size_t> to_eject = algorithms::SweepInterval(
       stats, params.config, [] { return static_cast<uint32_t>(algorithms::UniformIndex(100)); });
@@ -681,10 +718,13 @@ void OutlierPolicy::OnIntervalLocked(uint64_t generation) {
 template <typename F>
 EventEngine::TaskHandle OutlierPolicy::RunAfterLocked(Duration delay, F fn) {
   return channel_control_helper()->GetEventEngine()->RunAfter(
-      std::chrono::milliseconds(delay.millis()), [link = link_, fn]() {
+      std::chrono::milliseconds(delay.millis()), [link = link_, fn]() mutable {
         grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
         grpc_core::ExecCtx exec_ctx;
-        link->Post(fn);
+        // Moved out: the EventEngine destroys this closure after it returns,
+        // outside the ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
+        RefCountedPtr<PolicyLink> hop = std::move(link);
+        hop->Post(std::move(fn));
       });
 }
 

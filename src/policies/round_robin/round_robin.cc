@@ -23,6 +23,7 @@
 #include "policies/common/leaf_policy.h"
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "src/core/lib/config/core_configuration.h"
 #include "src/core/lib/debug/trace.h"
@@ -65,7 +66,7 @@ struct RoundRobinParams {
 // Picker
 //
 
-class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker {
+class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
   RoundRobinPicker(std::vector<RefCountedPtr<SubchannelInterface>> subchannels,
                    std::vector<std::shared_ptr<stats::EndpointStats>> stats, size_t start)
@@ -79,6 +80,7 @@ class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker {
     return LoadBalancingPolicy::PickResult::Complete(subchannels_[i],
                                                      stats::CountCall(stats_[i], nullptr));
   }
+  size_t ServingEndpoints() const override { return subchannels_.size(); }
 
  private:
   const std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;

@@ -16,6 +16,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "src/core/lib/gprpp/validation_errors.h"
 #include "src/core/lib/json/json.h"
@@ -116,25 +117,30 @@ struct PickerSubset {
   std::string name;
 };
 
-class SubsetPicker : public LoadBalancingPolicy::SubchannelPicker {
+class SubsetPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
-  SubsetPicker(std::vector<PickerSubset> subsets, std::vector<uint32_t> table)
-      : subsets_(std::move(subsets)), table_(std::move(table)) {}
+  SubsetPicker(std::vector<PickerSubset> subsets, std::vector<uint32_t> table, size_t serving)
+      : subsets_(std::move(subsets)), table_(std::move(table)), serving_(serving) {}
 
   LoadBalancingPolicy::PickResult Pick(LoadBalancingPolicy::PickArgs args) override {
     const uint64_t ticket = next_.fetch_add(1, std::memory_order_relaxed);
     const PickerSubset& subset = subsets_[table_[ticket % table_.size()]];
     if (subset.picker == nullptr) {
-      return LoadBalancingPolicy::PickResult::Fail(absl::UnavailableError(absl::StrCat(
+      // A drop, not a failure: a failed pick makes wait_for_ready calls
+      // wait (for a subset that may stay empty) until their deadline; the
+      // subset's share must fail at once, whatever the call's kind.
+      return LoadBalancingPolicy::PickResult::Drop(absl::UnavailableError(absl::StrCat(
           "lbkit_weighted_subsets: subset \"", subset.name,
           "\" has no READY endpoint (onEmptySubset: fail)")));
     }
     return ChildPolicy::Unwrap(subset.picker->Pick(args));
   }
+  size_t ServingEndpoints() const override { return serving_; }
 
  private:
   const std::vector<PickerSubset> subsets_;
   const std::vector<uint32_t> table_;  // smooth weighted round robin over subsets_
+  const size_t serving_;
   std::atomic<uint64_t> next_{0};
 };
 
@@ -231,6 +237,7 @@ void WeightedSubsets::UpdatePickerLocked() {
   std::vector<std::string> detail;
   bool any_ready = false, any_connecting = false;
   absl::Status failure;
+  size_t serving = 0;
   for (const SubsetJson& subset : params.subsets) {
     auto it = children_.find(subset.name);
     if (it == children_.end()) continue;
@@ -249,13 +256,14 @@ void WeightedSubsets::UpdatePickerLocked() {
     }
     if (subset.weight == 0 || (!ready && !fail_empty)) continue;
     subsets.push_back({ready ? child.picker() : nullptr, subset.name});
+    if (ready) serving += child.ready();
     weights.push_back(subset.weight);
   }
   stats_->SetDetailJson(absl::StrCat("{\"subsets\":[", absl::StrJoin(detail, ","), "]}"));
   if (any_ready && !subsets.empty()) {
     PublishLocked(GRPC_CHANNEL_READY, absl::OkStatus(),
                   std::make_unique<SubsetPicker>(std::move(subsets),
-                                                 algorithms::SmoothWrrTable(weights)));
+                                                 algorithms::SmoothWrrTable(weights), serving));
   } else if (any_connecting) {
     PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
                   std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));

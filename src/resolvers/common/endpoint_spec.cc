@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 
 namespace lbkit::resolvers {
 
@@ -19,7 +20,48 @@ namespace {
 
 std::string Quoted(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
 
+absl::Mutex g_lookup_mu;
+HostLookup& TestLookup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lookup_mu) {
+  static auto* lookup = new HostLookup();
+  return *lookup;
+}
+
+bool IsIpLiteral(const std::string& host) {
+  in_addr v4;
+  in6_addr v6;
+  return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<grpc_resolved_address>> LookupHost(const std::string& host,
+                                                               uint16_t port) {
+  if (!IsIpLiteral(host)) {
+    HostLookup lookup;
+    {
+      absl::MutexLock lock(&g_lookup_mu);
+      lookup = TestLookup();
+    }
+    if (lookup) return lookup(host, port);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  const std::string port_text = std::to_string(port);
+  const int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &result);
+  if (rc != 0) return absl::UnavailableError(gai_strerror(rc));
+  std::vector<grpc_resolved_address> out;
+  for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
+    grpc_resolved_address resolved{};
+    std::memcpy(resolved.addr, ai->ai_addr, ai->ai_addrlen);
+    resolved.len = static_cast<socklen_t>(ai->ai_addrlen);
+    out.push_back(resolved);
+  }
+  freeaddrinfo(result);
+  return out;
+}
 
 absl::Status SplitHostPort(absl::string_view host_port, std::string* host,
                            uint16_t* port) {
@@ -154,29 +196,32 @@ absl::StatusOr<grpc_core::ServerAddressList> ToServerAddresses(
     std::string host;
     uint16_t port;
     if (absl::Status s = SplitHostPort(spec.address, &host, &port); !s.ok()) return s;
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* result = nullptr;
-    const std::string port_text = std::to_string(port);
-    const int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &result);
-    if (rc != 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot resolve ", Quoted(host), " of endpoint ", spec.address, ": ",
-          gai_strerror(rc)));
+    auto resolved = LookupHost(host, port);
+    if (!resolved.ok()) {
+      return absl::UnavailableError(absl::StrCat("cannot resolve ", Quoted(host),
+                                                 " of endpoint ", spec.address, ": ",
+                                                 resolved.status().message()));
     }
-    for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-      grpc_resolved_address resolved{};
-      std::memcpy(resolved.addr, ai->ai_addr, ai->ai_addrlen);
-      resolved.len = static_cast<socklen_t>(ai->ai_addrlen);
+    for (const grpc_resolved_address& address : *resolved) {
       addresses.push_back(WithEndpointAttributes(
-          grpc_core::ServerAddress(resolved, grpc_core::ChannelArgs()),
-          spec.attributes));
+          grpc_core::ServerAddress(address, grpc_core::ChannelArgs()), spec.attributes));
     }
-    freeaddrinfo(result);
   }
   return addresses;
+}
+
+bool HasHostNames(const std::vector<EndpointSpec>& specs) {
+  for (const EndpointSpec& spec : specs) {
+    std::string host;
+    uint16_t port;
+    if (SplitHostPort(spec.address, &host, &port).ok() && !IsIpLiteral(host)) return true;
+  }
+  return false;
+}
+
+void SetHostLookupForTesting(HostLookup lookup) {
+  absl::MutexLock lock(&g_lookup_mu);
+  TestLookup() = std::move(lookup);
 }
 
 }  // namespace lbkit::resolvers

@@ -10,6 +10,8 @@
 #ifndef LBKIT_RESOLVERS_COMMON_ENDPOINT_SPEC_H_
 #define LBKIT_RESOLVERS_COMMON_ENDPOINT_SPEC_H_
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,9 +48,28 @@ absl::StatusOr<std::vector<EndpointSpec>> ParseEndpointList(
     absl::string_view list);
 
 // Resolves each spec's host (IP literals directly, names with the system
-// resolver, every address of a name) and attaches its attributes.
+// resolver, every address of a name) and attaches its attributes. A name
+// lookup blocks: resolvers call this off the WorkSerializer
+// (common/detached_work.h).
 absl::StatusOr<grpc_core::ServerAddressList> ToServerAddresses(
     const std::vector<EndpointSpec>& specs);
+
+// The addresses of `host` with `port`: an IP literal directly, a name
+// through the system resolver (blocking) or the test's lookup.
+absl::StatusOr<std::vector<grpc_resolved_address>> LookupHost(const std::string& host,
+                                                               uint16_t port);
+
+// Whether any spec names its host by name rather than by IP literal: its
+// addresses can change without the spec changing, so a resolver must look
+// it up again on every refresh.
+bool HasHostNames(const std::vector<EndpointSpec>& specs);
+
+// Test seam: replaces the system resolver for names (not IP literals) in
+// ToServerAddresses; nullptr restores getaddrinfo. Returns the addresses of
+// `host` with `port` set, or an error.
+using HostLookup = std::function<absl::StatusOr<std::vector<grpc_resolved_address>>(
+    const std::string& host, uint16_t port)>;
+void SetHostLookupForTesting(HostLookup lookup);
 
 }  // namespace lbkit::resolvers
 

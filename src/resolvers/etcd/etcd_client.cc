@@ -71,9 +71,6 @@ absl::StatusOr<std::string> EtcdChannelTarget(absl::string_view endpoints) {
       return absl::InvalidArgumentError(
           absl::StrCat("etcd endpoint ", index, " (\"", endpoint, "\"): ", split.message()));
     }
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
     // One name alone (a Kubernetes Service, a DNS round robin): gRPC's DNS
     // resolver follows it, re-resolving when connections fail, so members
     // that move keep being found.
@@ -84,25 +81,25 @@ absl::StatusOr<std::string> EtcdChannelTarget(absl::string_view endpoints) {
         return absl::StrCat("dns:///", endpoint);
       }
     }
-    addrinfo* found = nullptr;
-    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
-    if (rc != 0) {
-      unresolved.push_back(absl::StrCat(endpoint, " (", gai_strerror(rc), ")"));
+    // Blocks on a name: callers keep this off the WorkSerializer.
+    auto found = resolvers::LookupHost(host, port);
+    if (!found.ok()) {
+      unresolved.push_back(absl::StrCat(endpoint, " (", found.status().message(), ")"));
       continue;
     }
-    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    for (const grpc_resolved_address& a : *found) {
+      const auto* sa = reinterpret_cast<const sockaddr*>(a.addr);
       char text[INET6_ADDRSTRLEN] = {};
-      if (a->ai_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text,
+      if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, text,
                   sizeof(text));
         v4.push_back(absl::StrCat(text, ":", port));
-      } else if (a->ai_family == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text,
+      } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, text,
                   sizeof(text));
         v6.push_back(absl::StrCat("[", text, "]:", port));
       }
     }
-    freeaddrinfo(found);
   }
   if (v4.empty() && v6.empty()) {
     return absl::UnavailableError(absl::StrCat("no etcd endpoint resolves: ",

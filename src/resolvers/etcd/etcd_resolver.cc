@@ -6,11 +6,13 @@
 #include <memory>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "common/detached_work.h"
 #include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"
 #include "resolvers/etcd/etcd_client.h"
@@ -73,13 +75,23 @@ class EtcdResolver : public grpc_core::Resolver {
     Ref().release();
     return grpc_core::RefCountedPtr<EtcdResolver>(this);
   }
-  // The watch keeps the set current: there is nothing to re-resolve.
-  void RequestReresolutionLocked() override {}
+  // The watch keeps the set current; what a policy's request can still
+  // mend is a name in a value that failed to resolve: it is looked up again
+  // (off the WorkSerializer, reported when done, never synchronously).
+  void RequestReresolutionLocked() override { RetryFailedLookupsLocked(); }
 
   void OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot);
   void OnErrorLocked(const absl::Status& error);
 
  private:
+  // A value's name lookup, done off the WorkSerializer.
+  struct Lookup {
+    std::string key;
+    std::string value;
+    EndpointSpec spec;
+    absl::StatusOr<grpc_core::ServerAddressList> addresses = absl::UnknownError("not yet");
+  };
+
   void ShutdownLocked() override;
   void ReportErrorLocked(absl::string_view message) {
     Result result;
@@ -87,6 +99,18 @@ class EtcdResolver : public grpc_core::Resolver {
     result.args = channel_args_;
     result_handler_->ReportResult(std::move(result));
   }
+  // Parses new and changed values (and, with `retry_lookups`, values whose
+  // name failed to resolve), resolves IP literals at once and starts the
+  // lookups of names, then reports.
+  void ReconcileLocked(bool retry_lookups);
+  void RetryFailedLookupsLocked();
+  void StartLookupsLocked(std::vector<Lookup> lookups);
+  void OnLookupsDoneLocked(std::vector<Lookup> lookups);
+  // Marks `key`'s current value bad (logging it once per value).
+  void MarkFailedLocked(const std::string& key, const std::string& value, absl::Status problem,
+                        bool lookup);
+  // Reports the addresses of every key's last good value.
+  void ReportLocked();
 
   const grpc_core::URI uri_;
   const grpc_core::ChannelArgs channel_args_;
@@ -98,6 +122,9 @@ class EtcdResolver : public grpc_core::Resolver {
   bool shutdown_ = false;
   bool have_result_ = false;
   std::string last_error_;
+  // The latest listing of the prefix.
+  etcd::PrefixWatch::Snapshot snapshot_;
+  int lists_seen_ = 0;
   // Per key, the last value that parsed and resolved, with its addresses:
   // a bad value never removes an endpoint (the key keeps its last good
   // one), only a delete does; an unchanged value is not resolved again.
@@ -110,11 +137,21 @@ class EtcdResolver : public grpc_core::Resolver {
   // Keys whose value was logged as bad, with that value: one line per bad
   // value, not one per update.
   std::map<std::string, std::string> logged_bad_;
-  // Keys whose current value failed (parse or name lookup), with the value
-  // and why: retried only when the value changes.
-  std::map<std::string, std::pair<std::string, absl::Status>> failed_;
-  // Retrying the start when the etcd endpoints do not resolve.
+  // Keys whose current value failed, with the value and why. A value that
+  // does not parse is tried again only when it changes; one whose name did
+  // not resolve also on the next re-list and re-resolution request.
+  struct Failed {
+    std::string value;
+    absl::Status problem;
+    bool lookup = false;
+  };
+  std::map<std::string, Failed> failed_;
+  // Keys (with the value) whose name lookup is running.
+  std::map<std::string, std::string> looking_up_;
+  // Starting the watch: the etcd members' names are resolved off the
+  // WorkSerializer, and the start is retried while none resolves.
   void StartWatchLocked();
+  void OnChannelLocked(absl::StatusOr<std::shared_ptr<grpc::Channel>> channel);
   void ScheduleRetryLocked();
   std::chrono::milliseconds retry_backoff_{1000};
   absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> retry_timer_;
@@ -133,7 +170,18 @@ void EtcdResolver::StartLocked() {
 
 void EtcdResolver::StartWatchLocked() {
   if (shutdown_) return;
-  auto channel = etcd::CreateEtcdChannel(target_.endpoints);
+  RunDetached([self = RefAsSubclass(), endpoints = target_.endpoints]() {
+    auto channel = std::make_shared<absl::StatusOr<std::shared_ptr<grpc::Channel>>>(
+        etcd::CreateEtcdChannel(endpoints));
+    EtcdResolver* resolver = self.get();
+    RunOnWorkSerializer(resolver->work_serializer_, [self, channel]() {
+      self->OnChannelLocked(std::move(*channel));
+    });
+  });
+}
+
+void EtcdResolver::OnChannelLocked(absl::StatusOr<std::shared_ptr<grpc::Channel>> channel) {
+  if (shutdown_) return;
   if (!channel.ok()) {
     // No member name resolves (DNS down at start-up?): say so, and try again.
     ReportErrorLocked(absl::StrCat(channel.status().message(), "; retrying in ",
@@ -165,74 +213,140 @@ void EtcdResolver::ScheduleRetryLocked() {
   }
   const auto delay = retry_backoff_;
   retry_backoff_ = std::min(retry_backoff_ * 2, std::chrono::milliseconds(30000));
-  retry_timer_ = event_engine_->RunAfter(delay, [self = RefAsSubclass()]() mutable {
-    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
-    grpc_core::ExecCtx exec_ctx;
-    EtcdResolver* resolver = self.get();
-    RunOnWorkSerializer(resolver->work_serializer_, [self = std::move(self)]() {
-      self->retry_timer_.reset();
-      self->StartWatchLocked();
-    });
-  });
+  retry_timer_ = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
+                                          [self = RefAsSubclass()]() {
+                                            self->retry_timer_.reset();
+                                            self->StartWatchLocked();
+                                          });
 }
 
 void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot) {
   if (shutdown_) return;
+  snapshot_ = snapshot;
+  // A new listing (after a reconnection) is a chance for a name that did not
+  // resolve; an event under the prefix is not (it would look every failed
+  // name up again for each one).
+  const int lists = watch_ != nullptr ? watch_->lists() : 0;
+  const bool relisted = lists != lists_seen_;
+  lists_seen_ = lists;
+  ReconcileLocked(/*retry_lookups=*/relisted);
+}
+
+void EtcdResolver::ReconcileLocked(bool retry_lookups) {
   // Deleted keys go, with whatever they held.
   for (auto it = good_.begin(); it != good_.end();) {
-    it = snapshot.count(it->first) ? std::next(it) : good_.erase(it);
+    it = snapshot_.count(it->first) ? std::next(it) : good_.erase(it);
   }
   for (auto it = logged_bad_.begin(); it != logged_bad_.end();) {
-    auto now = snapshot.find(it->first);
+    auto now = snapshot_.find(it->first);
     // Gone, or back to a value that is not the one logged: log anew next time.
-    it = now != snapshot.end() && now->second == it->second ? std::next(it)
-                                                             : logged_bad_.erase(it);
+    it = now != snapshot_.end() && now->second == it->second ? std::next(it)
+                                                               : logged_bad_.erase(it);
   }
   for (auto it = failed_.begin(); it != failed_.end();) {
-    auto now = snapshot.find(it->first);
-    it = now != snapshot.end() && now->second == it->second.first ? std::next(it)
-                                                                   : failed_.erase(it);
+    auto now = snapshot_.find(it->first);
+    it = now != snapshot_.end() && now->second == it->second.value ? std::next(it)
+                                                                     : failed_.erase(it);
   }
+  std::vector<Lookup> lookups;
+  for (const auto& [key, value] : snapshot_) {
+    auto known = good_.find(key);
+    if (known != good_.end() && known->second.value == value) continue;  // resolved already
+    auto failed = failed_.find(key);
+    if (failed != failed_.end() && !(retry_lookups && failed->second.lookup)) continue;
+    auto pending = looking_up_.find(key);
+    if (pending != looking_up_.end() && pending->second == value) continue;
+    auto spec = ParseEndpointObject(value);
+    if (!spec.ok()) {
+      MarkFailedLocked(key, value, spec.status(), /*lookup=*/false);
+      continue;
+    }
+    if (HasHostNames({*spec})) {
+      // Names are looked up off the WorkSerializer; until then the key
+      // keeps its last good value, if it has one.
+      looking_up_[key] = value;
+      lookups.push_back({key, value, *std::move(spec)});
+      continue;
+    }
+    auto resolved = ToServerAddresses({*spec});  // IP literals: nothing blocks
+    if (!resolved.ok()) {
+      MarkFailedLocked(key, value, resolved.status(), /*lookup=*/false);
+      continue;
+    }
+    good_.insert_or_assign(key, Good{value, *std::move(resolved), spec->address});
+    logged_bad_.erase(key);
+    failed_.erase(key);
+  }
+  if (!lookups.empty()) StartLookupsLocked(std::move(lookups));
+  ReportLocked();
+}
+
+void EtcdResolver::RetryFailedLookupsLocked() {
+  if (shutdown_) return;
+  std::vector<Lookup> lookups;
+  for (const auto& [key, failed] : failed_) {
+    if (!failed.lookup || looking_up_.count(key) != 0) continue;
+    auto spec = ParseEndpointObject(failed.value);
+    if (!spec.ok()) continue;
+    looking_up_[key] = failed.value;
+    lookups.push_back({key, failed.value, *std::move(spec)});
+  }
+  if (!lookups.empty()) StartLookupsLocked(std::move(lookups));
+}
+
+void EtcdResolver::StartLookupsLocked(std::vector<Lookup> lookups) {
+  RunDetached([self = RefAsSubclass(), lookups = std::move(lookups)]() mutable {
+    for (Lookup& lookup : lookups) lookup.addresses = ToServerAddresses({lookup.spec});
+    auto done = std::make_shared<std::vector<Lookup>>(std::move(lookups));
+    EtcdResolver* resolver = self.get();
+    RunOnWorkSerializer(resolver->work_serializer_, [self, done]() {
+      self->OnLookupsDoneLocked(std::move(*done));
+    });
+  });
+}
+
+void EtcdResolver::OnLookupsDoneLocked(std::vector<Lookup> lookups) {
+  if (shutdown_) return;
+  for (Lookup& lookup : lookups) {
+    auto pending = looking_up_.find(lookup.key);
+    if (pending != looking_up_.end() && pending->second == lookup.value) looking_up_.erase(pending);
+    auto now = snapshot_.find(lookup.key);
+    if (now == snapshot_.end() || now->second != lookup.value) continue;  // changed meanwhile
+    if (!lookup.addresses.ok()) {
+      MarkFailedLocked(lookup.key, lookup.value, lookup.addresses.status(), /*lookup=*/true);
+      continue;
+    }
+    good_.insert_or_assign(lookup.key,
+                           Good{lookup.value, *std::move(lookup.addresses), lookup.spec.address});
+    logged_bad_.erase(lookup.key);
+    failed_.erase(lookup.key);
+  }
+  ReportLocked();
+}
+
+void EtcdResolver::MarkFailedLocked(const std::string& key, const std::string& value,
+                                    absl::Status problem, bool lookup) {
+  auto logged = logged_bad_.find(key);
+  if (logged == logged_bad_.end() || logged->second != value) {
+    gpr_log(GPR_ERROR, "lbkit-etcd: skipping key %s: %s%s", key.c_str(),
+            std::string(problem.message()).c_str(),
+            good_.count(key) != 0 ? " (keeping its last good value)" : "");
+    logged_bad_[key] = value;
+  }
+  failed_[key] = Failed{value, std::move(problem), lookup};
+}
+
+void EtcdResolver::ReportLocked() {
   grpc_core::ServerAddressList addresses;
   std::map<std::string, std::string> seen;  // address as written -> key
   std::string first_problem;
-  for (const auto& [key, value] : snapshot) {
-    absl::Status problem;
-    auto known = good_.find(key);
+  for (const auto& [key, value] : snapshot_) {
     auto failed = failed_.find(key);
-    if (failed != failed_.end() && failed->second.first == value) {
-      // Known bad (or unresolvable): not parsed or looked up again for
-      // every event under the prefix.
-      problem = failed->second.second;
-    } else if (known == good_.end() || known->second.value != value) {
-      // New or changed: parse and resolve it (names only here, once).
-      auto spec = ParseEndpointObject(value);
-      if (spec.ok()) {
-        auto resolved = ToServerAddresses({*spec});
-        if (resolved.ok()) {
-          known = good_.insert_or_assign(key, Good{value, *std::move(resolved), spec->address})
-                      .first;
-          logged_bad_.erase(key);
-          failed_.erase(key);
-        } else {
-          problem = resolved.status();
-        }
-      } else {
-        problem = spec.status();
-      }
+    if (failed != failed_.end() && first_problem.empty()) {
+      first_problem = absl::StrCat(key, ": ", failed->second.problem.message());
     }
-    if (!problem.ok()) {
-      auto logged = logged_bad_.find(key);
-      if (logged == logged_bad_.end() || logged->second != value) {
-        gpr_log(GPR_ERROR, "lbkit-etcd: skipping key %s: %s%s", key.c_str(),
-                std::string(problem.message()).c_str(),
-                known != good_.end() ? " (keeping its last good value)" : "");
-        logged_bad_[key] = value;
-      }
-      failed_[key] = {value, problem};
-      if (first_problem.empty()) first_problem = absl::StrCat(key, ": ", problem.message());
-      if (known == good_.end()) continue;
-    }
+    auto known = good_.find(key);
+    if (known == good_.end()) continue;
     auto [other, inserted] = seen.emplace(known->second.address, key);
     if (!inserted) {
       if (logged_bad_[key] != value) {
@@ -244,11 +358,15 @@ void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot)
     }
     for (const auto& address : known->second.addresses) addresses.push_back(address);
   }
-  if (addresses.empty() && !first_problem.empty() && !have_result_) {
-    // Keys exist but none is usable: the reason beats "empty address list".
-    ReportErrorLocked(absl::StrCat("no usable endpoint under ", target_.prefix, "; ",
-                                   first_problem));
-    return;
+  if (addresses.empty() && !have_result_) {
+    // Names still being looked up: wait for them rather than report nothing.
+    if (!looking_up_.empty()) return;
+    if (!first_problem.empty()) {
+      // Keys exist but none is usable: the reason beats "empty address list".
+      ReportErrorLocked(absl::StrCat("no usable endpoint under ", target_.prefix, "; ",
+                                     first_problem));
+      return;
+    }
   }
   have_result_ = true;
   last_error_.clear();

@@ -57,6 +57,8 @@ constexpr auto kQuietPeriod = std::chrono::milliseconds(30);
 constexpr auto kMaxSettle = std::chrono::milliseconds(300);
 // Re-resolution requests re-read the file at most this often.
 constexpr auto kReresolutionInterval = std::chrono::seconds(1);
+// The symlink kubelet swaps to update every file of a mounted ConfigMap.
+constexpr absl::string_view kDataLink = "..data";
 
 absl::StatusOr<std::chrono::milliseconds> ParseRefresh(absl::string_view text) {
   absl::string_view number = text;
@@ -101,9 +103,17 @@ class FileResolver : public grpc_core::Resolver {
         channel_args_(std::move(args.args)),
         work_serializer_(std::move(args.work_serializer)),
         result_handler_(std::move(args.result_handler)) {}
+  ~FileResolver() override {
+    FileWatcherHooks::destroyed.fetch_add(1);
+    if (grpc_core::ExecCtx::Get() == nullptr) {
+      FileWatcherHooks::destroyed_without_exec_ctx.fetch_add(1);
+      gpr_log(GPR_ERROR, "lbkit-file: resolver destroyed outside an ExecCtx (a bug)");
+    }
+  }
 
   void StartLocked() override;
   void RequestReresolutionLocked() override;
+
 
   // On the WorkSerializer: a result from the watcher thread.
   void ReportLocked(Result result) {
@@ -209,7 +219,13 @@ class Watcher {
       if (len <= 0) break;
       for (ssize_t off = 0; off < len;) {
         const auto* event = reinterpret_cast<const inotify_event*>(buffer + off);
-        if (event->len > 0 && state_->file_name == event->name) ours = true;
+        // Kubernetes updates a mounted ConfigMap by pointing the "..data"
+        // symlink at a new directory: the file's own name (a symlink
+        // through "..data") sees no event (docs/resolvers.md).
+        if (event->len > 0 &&
+            (state_->file_name == event->name || absl::string_view(event->name) == kDataLink)) {
+          ours = true;
+        }
         if (event->mask & IN_Q_OVERFLOW) ours = true;
         off += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
       }
@@ -228,10 +244,14 @@ class Watcher {
     }
   }
 
+  // Reads the file and reports it if it changed. Unchanged content is
+  // reported again only when a host name in it now resolves differently:
+  // names are looked up on every refresh and re-resolution request.
   void ReadAndReport() {
     std::string content;
     absl::Status status = ReadFile(&content);
-    if (status.ok() && have_content_ && content == last_content_) return;  // unchanged
+    const bool unchanged = status.ok() && have_content_ && content == last_content_;
+    if (unchanged && !last_has_names_) return;
     absl::StatusOr<grpc_core::Resolver::Result> result =
         status.ok() ? BuildResult(content) : status;
     if (!result.ok()) {
@@ -251,10 +271,12 @@ class Watcher {
       Post(std::move(error));
       return;
     }
+    last_error_.clear();
+    if (unchanged && *result->addresses == last_addresses_) return;
     have_content_ = true;
     last_content_ = std::move(content);
+    last_addresses_ = *result->addresses;
     have_good_ = true;
-    last_error_.clear();
     Post(*std::move(result));
   }
 
@@ -283,6 +305,7 @@ class Watcher {
       }
       result.service_config = *std::move(config);
     }
+    last_has_names_ = HasHostNames(file->endpoints);
     auto addresses = ToServerAddresses(file->endpoints);
     if (!addresses.ok()) return addresses.status();
     result.addresses = *std::move(addresses);
@@ -290,20 +313,25 @@ class Watcher {
   }
 
   void Post(grpc_core::Resolver::Result result) {
+    // This thread is not one of gRPC's: Run() may execute queued callbacks
+    // inline, and they expect an ExecCtx. The ExecCtx is declared before the
+    // reference so that it outlives it: once the channel has shut the
+    // resolver down, this reference can be the last one, and dropping it
+    // destroys the channel's result handler and possibly the channel stack,
+    // which needs an ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
+    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+    grpc_core::ExecCtx exec_ctx;
     grpc_core::RefCountedPtr<FileResolver> resolver;
     {
       absl::MutexLock lock(&state_->mu);
       resolver = state_->resolver;
     }
     if (resolver == nullptr) return;
-    // This thread is not one of gRPC's: Run() may execute queued callbacks
-    // inline, and they expect an ExecCtx.
-    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
-    grpc_core::ExecCtx exec_ctx;
     auto shared = std::make_shared<grpc_core::Resolver::Result>(std::move(result));
     state_->work_serializer->Run(
         [resolver, shared]() { resolver->ReportLocked(std::move(*shared)); },
         DEBUG_LOCATION);
+    if (auto* hook = FileWatcherHooks::after_post.load()) hook();
   }
 
   std::shared_ptr<WatchState> state_;
@@ -311,6 +339,9 @@ class Watcher {
   bool have_content_ = false;
   bool have_good_ = false;
   std::string last_content_;
+  grpc_core::ServerAddressList last_addresses_;
+  // Whether the last parsed file named a host by name.
+  bool last_has_names_ = false;
   std::string last_error_;
 };
 
@@ -361,7 +392,14 @@ void FileResolver::StartLocked() {
   // own once the resolver drops its reference. Joining in ShutdownLocked
   // could deadlock, since the thread may itself be running the
   // WorkSerializer's queue when the channel shuts the resolver down.
-  std::thread([state]() { Watcher(state).Run(); }).detach();
+  std::thread([state]() mutable {
+    Watcher(state).Run();
+    // The WatchState holds channel args and the WorkSerializer: its last
+    // reference may be this one.
+    grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
+    grpc_core::ExecCtx exec_ctx;
+    state.reset();
+  }).detach();
 }
 
 // The wake-up is written under the lock: the thread closes the eventfd only

@@ -3,6 +3,7 @@
 // back when their endpoint does.
 
 #include <cmath>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
@@ -160,6 +161,24 @@ TEST_P(HashPolicyTest, BoundedLoadSpillsAHotKeyAndBringsItBack) {
   for (const auto& [address, count] : per) EXPECT_LE(count, 15) << address;
   in_flight.clear();  // the calls end
   for (int i = 0; i < 5; ++i) EXPECT_EQ(PickFor(h, "hot"), home);
+}
+
+// The channel can refuse a subchannel (it returns null while it shuts
+// down); the endpoint then fails at once, inside the update. Before the
+// fix, that failure published a picker mid-update that paired the old
+// ring/table (indices for 5 endpoints) with the new endpoint list (2): an
+// out-of-bounds read on the pick path. Now nothing is published until the
+// update is done, and the one picker after it is consistent.
+TEST_P(HashPolicyTest, ARefusedSubchannelInAnUpdatePublishesNoHalfBuiltPicker) {
+  PolicyHarness h(GetParam().name);
+  ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), GetParam().config).ok());
+  for (const auto& a : kAddresses) h.SetState(a, GRPC_CHANNEL_READY);
+  h.record().refuse_subchannels.insert("127.0.0.1:3999");
+  const int before = h.record().state_updates;
+  ASSERT_TRUE(h.Update(MakeAddresses({kAddresses[0], "127.0.0.1:3999"}), GetParam().config).ok());
+  EXPECT_EQ(h.record().state_updates - before, 1) << "a picker was published mid-update";
+  EXPECT_EQ(h.record().state, GRPC_CHANNEL_READY);
+  for (int k = 0; k < 200; ++k) EXPECT_EQ(PickFor(h, "u" + std::to_string(k)), kAddresses[0]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, HashPolicyTest, ::testing::ValuesIn(kPolicies),

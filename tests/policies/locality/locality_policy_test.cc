@@ -5,6 +5,7 @@
 // hand (tests/algorithms/locality_test.cc checks those against Envoy).
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -210,6 +211,133 @@ TEST(LocalityPolicy, FailoverPriorityOrdersByLeadingLabels) {
   h.SetState("127.0.0.1:4203", GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("down"));
   EXPECT_EQ(h.PickMany(200), (std::map<std::string, int>{{"127.0.0.1:4202", 200}}));
 }
+
+// Istio's own cases for failoverPriority, replayed: TestApplyLocalitySetting,
+// subtests "FailoverPriority" and "FailoverPriority with Failover", in
+// istio/istio pilot/pkg/networking/core/loadbalancer/loadbalancer_test.go
+// (commit 0241c74b114a7eed933383ceef03e58ff9abab5d). The client is in
+// region1/zone1/subzone1; endpoints A-F and their labels are the test's
+// buildWrappedLocalityLbEndpoints(). Istio asserts each endpoint group's
+// priority; here each level is checked by where the picks go: all READY,
+// level 0 takes every pick, spread over all its members; failing them
+// moves the traffic to exactly level 1, and so on.
+struct IstioPriorityCase {
+  const char* name;
+  const char* config;  // lbkit_locality config (Istio's failoverPriority, proxy labels)
+  std::vector<Spec> endpoints;
+  std::vector<std::set<std::string>> levels;  // addresses per priority, in order
+};
+
+void PrintTo(const IstioPriorityCase& c, std::ostream* os) { *os << c.name; }
+
+const std::vector<Spec> kIstioEndpoints = {
+    {"1.1.1.1:80", "region1/zone1/subzone1",
+     {{"topology.istio.io/network", "n1"}, {"topology.istio.io/cluster", "c1"}}},
+    {"2.2.2.2:80", "region1/zone1/subzone1",
+     {{"key", "value"}, {"topology.istio.io/network", "n2"}, {"topology.istio.io/cluster", "c2"}}},
+    {"3.3.3.3:80", "region2/zone2/subzone2",
+     {{"key", "value"}, {"topology.istio.io/network", "n1"}, {"topology.istio.io/cluster", "c3"}}},
+    {"4.4.4.4:80", "region2/zone2/subzone2",
+     {{"key", "value"}, {"topology.istio.io/network", "n2"}, {"topology.istio.io/cluster", "c4"}}},
+    {"1.2.3.4:80", "region3/zone3/subzone3",
+     {{"key", "value"}, {"topology.istio.io/network", "n1"}, {"topology.istio.io/cluster", "c1"}}},
+    {"2.3.4.5:80", "region3/zone3/subzone3",
+     {{"key", "value"}, {"topology.istio.io/network", "n2"}, {"topology.istio.io/cluster", "c2"}}},
+};
+
+// buildWrappedLocalityLbEndpointsForFailoverPriorityWithFailover().
+const std::vector<Spec> kIstioFailoverEndpoints = {
+    {"1.1.1.1:80", "region1/zone1/subzone1",
+     {{"topology.istio.io/network", "n1"}, {"topology.istio.io/cluster", "c1"}}},
+    {"2.2.2.2:80", "region1/zone2/subzone2",
+     {{"key", "value"}, {"topology.istio.io/network", "n2"}, {"topology.istio.io/cluster", "c2"}}},
+    {"3.3.3.3:80", "region2/zone2/subzone2",
+     {{"key", "value"}, {"topology.istio.io/network", "n1"}, {"topology.istio.io/cluster", "c3"}}},
+    {"4.4.4.4:80", "region3/zone3/subzone3",
+     {{"key", "value"}, {"topology.istio.io/network", "n2"}, {"topology.istio.io/cluster", "c4"}}},
+    {"5.5.5.5:80", "region2/zone2/subzone2",
+     {{"topology.istio.io/network", "n2"}, {"topology.istio.io/cluster", "c2"}}},
+    {"6.6.6.6:80", "region3/zone3/subzone3",
+     {{"key", "value"}, {"topology.istio.io/network", "n1"}, {"topology.istio.io/cluster", "c6"}}},
+};
+
+const std::set<std::string> kAllSix = {"1.1.1.1:80", "2.2.2.2:80", "3.3.3.3:80",
+                                       "4.4.4.4:80", "1.2.3.4:80", "2.3.4.5:80"};
+
+class IstioFailoverPriority : public ::testing::TestWithParam<IstioPriorityCase> {};
+
+TEST_P(IstioFailoverPriority, LevelsAsIstioAssignsThem) {
+  const IstioPriorityCase& c = GetParam();
+  PolicyHarness h("lbkit_locality");
+  ASSERT_TRUE(h.Update(Endpoints(c.endpoints), c.config).ok());
+  AllReady(h, c.endpoints);
+  for (size_t level = 0; level < c.levels.size(); ++level) {
+    const std::map<std::string, int> picks = h.PickMany(600);
+    std::set<std::string> seen;
+    for (const auto& [address, n] : picks) seen.insert(address);
+    EXPECT_EQ(seen, c.levels[level]) << "level " << level;
+    for (const std::string& address : c.levels[level]) {
+      h.SetState(address, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("down"));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    IstioLoadbalancerTest, IstioFailoverPriority,
+    ::testing::Values(
+        IstioPriorityCase{"MatchNoneLabel",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["topology.istio.io/network", "topology.istio.io/cluster"],
+          "clientLabels": {"topology.istio.io/network": "test", "topology.istio.io/cluster": "test"}})",
+                          kIstioEndpoints, {kAllSix}},
+        IstioPriorityCase{"MatchNetworkLabel",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["topology.istio.io/network", "topology.istio.io/cluster"],
+          "clientLabels": {"topology.istio.io/network": "n1", "topology.istio.io/cluster": "test"}})",
+                          kIstioEndpoints,
+                          {{"1.1.1.1:80", "3.3.3.3:80", "1.2.3.4:80"},
+                           {"2.2.2.2:80", "4.4.4.4:80", "2.3.4.5:80"}}},
+        IstioPriorityCase{"NotMatchTheFirstNLabel",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["topology.istio.io/network", "topology.istio.io/cluster"],
+          "clientLabels": {"topology.istio.io/network": "test", "topology.istio.io/cluster": "c1"}})",
+                          kIstioEndpoints, {kAllSix}},
+        IstioPriorityCase{"MatchAllLabels",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["key", "topology.istio.io/network", "topology.istio.io/cluster"],
+          "clientLabels": {"key": "value", "topology.istio.io/network": "n2",
+                           "topology.istio.io/cluster": "c2"}})",
+                          kIstioEndpoints,
+                          {{"2.2.2.2:80", "2.3.4.5:80"},
+                           {"4.4.4.4:80"},
+                           {"3.3.3.3:80", "1.2.3.4:80"},
+                           {"1.1.1.1:80"}}},
+        IstioPriorityCase{"PriorityAssignmentAsPerTheOverriddenValue",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["topology.istio.io/network=n1"],
+          "clientLabels": {"topology.istio.io/network": "n2", "topology.istio.io/cluster": "test"}})",
+                          kIstioEndpoints,
+                          {{"1.1.1.1:80", "3.3.3.3:80", "1.2.3.4:80"},
+                           {"2.2.2.2:80", "4.4.4.4:80", "2.3.4.5:80"}}},
+        IstioPriorityCase{"NoEndpointsWithOverriddenValue",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["topology.istio.io/network=n3"],
+          "clientLabels": {"topology.istio.io/network": "n1", "topology.istio.io/cluster": "test"}})",
+                          kIstioEndpoints, {kAllSix}},
+        // "FailoverPriority with Failover": label level x 5 + proximity.
+        IstioPriorityCase{"WithFailoverMatchAllLabels",
+                          R"({"locality": "region1/zone1/subzone1",
+          "failoverPriority": ["topology.istio.io/network", "topology.istio.io/cluster"],
+          "failover": [{"from": "region1", "to": "region2"}],
+          "clientLabels": {"topology.istio.io/network": "n2", "topology.istio.io/cluster": "c2"}})",
+                          kIstioFailoverEndpoints,
+                          {{"2.2.2.2:80"},
+                           {"5.5.5.5:80"},
+                           {"4.4.4.4:80"},
+                           {"1.1.1.1:80"},
+                           {"3.3.3.3:80"},
+                           {"6.6.6.6:80"}}}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(LocalityPolicy, PanicSpreadsOverTheReadyEndpointsOfEveryLevel) {
   PolicyHarness h("lbkit_locality");

@@ -202,26 +202,103 @@ TEST(OutlierEjectionPolicy, SuccessRateAtTheInterval) {
   EXPECT_EQ(spread.size(), 4u);
 }
 
+// Picks until a pick goes to `victim` (bounded) and leaves it unstarted:
+// the channel re-queues a pick whose connection just failed.
+void PickWithoutStarting(PolicyHarness& h, const std::string& victim) {
+  for (int i = 0; i < 100; ++i) {
+    LoadBalancingPolicy::PickResult result = LoadBalancingPolicy::PickResult::Fail(absl::OkStatus());
+    if (h.Pick(&result) == victim) return;
+  }
+  ADD_FAILURE() << "no pick went to " << victim;
+}
+
 TEST(OutlierEjectionPolicy, ConnectionFailuresAreLocalOriginFailures) {
   PolicyHarness h("lbkit_outlier_ejection");
   Start(h, R"({"consecutive5xxErrors": 0, "splitExternalLocalOriginErrors": true,
                "consecutiveLocalOriginFailures": 3})");
   const std::string victim = kAddresses[3];
+  // A connection that fails under a call routed to it (the call never
+  // starts) is a local-origin failure.
+  auto fail_connection = [&] {
+    PickWithoutStarting(h, victim);
+    h.SetState(victim, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("refused"));
+    h.SetState(victim, GRPC_CHANNEL_READY);
+  };
   // Two failed connections, then a call that reached it: the run is broken.
-  for (int i = 0; i < 2; ++i) {
-    h.SetState(victim, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("refused"));
-    h.SetState(victim, GRPC_CHANNEL_READY);
-  }
+  for (int i = 0; i < 2; ++i) fail_connection();
   EXPECT_EQ(Spread(h, 400).count(victim), 1u);
-  for (int i = 0; i < 2; ++i) {
-    h.SetState(victim, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("refused"));
-    h.SetState(victim, GRPC_CHANNEL_READY);
-  }
-  h.SetState(victim, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("refused"));
-  h.SetState(victim, GRPC_CHANNEL_READY);  // connected again, but ejected
+  for (int i = 0; i < 2; ++i) fail_connection();
+  fail_connection();  // connected again, but ejected
   EXPECT_EQ(Spread(h, 400).count(victim), 0u);
   h.record().event_engine.Advance(Seconds(30));
   EXPECT_EQ(Spread(h, 400).count(victim), 1u);
+}
+
+// An address no call is routed to (never reachable: stale DNS, a pod being
+// replaced) is not an outlier: its failed connection attempts do not count,
+// and it never spends the ejection budget. Before the fix, its attempts
+// ejected it, and with 4 endpoints at the default 10% a backend failing
+// every call then stayed in rotation for good ("1 of 4 already are").
+TEST(OutlierEjectionPolicy, AnUnreachableEndpointNeverSpendsTheBudget) {
+  for (const char* config : {R"({})", R"({"splitExternalLocalOriginErrors": true})"}) {
+    PolicyHarness h("lbkit_outlier_ejection");
+    ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), config).ok());
+    const std::string dead = kAddresses[0], failing = kAddresses[1];
+    for (const auto& a : kAddresses) {
+      if (a != dead) h.SetState(a, GRPC_CHANNEL_READY);
+    }
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      h.SetState(dead, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("refused"));
+      h.SetState(dead, GRPC_CHANNEL_CONNECTING);
+    }
+    h.SetState(dead, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("refused"));
+    // Exactly consecutive5xxErrors (5) failures eject the failing backend.
+    FailOn(h, failing, 4, absl::InternalError("boom"));
+    // Picks alone (no call finishes, so the run of errors stands).
+    EXPECT_EQ(h.PickMany(300).count(failing), 1u) << config << ": out after 4 errors";
+    FailOn(h, failing, 1, absl::InternalError("boom"));
+    auto spread = Spread(h, 300);
+    EXPECT_EQ(spread.count(failing), 0u) << config << ": still in after 5 errors";
+    EXPECT_EQ(spread.size(), 2u) << config;
+  }
+}
+
+// Interval 10 s and baseEjectionTime 10 s: un-ejections fall due at the
+// same instant as interval ticks. The k-th ejection in a row must last
+// k x 10 s: a tick may forgive a step only after a whole interval back in,
+// not one that came back at that very instant.
+TEST(OutlierEjectionPolicy, EjectionTimeGrowsWhenUnejectionAndTickCoincide) {
+  PolicyHarness h("lbkit_outlier_ejection");
+  Start(h, R"({"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "10s",
+               "maxEjectionTime": "300s"})");
+  const std::string victim = kAddresses[2];
+  for (int k = 1; k <= 5; ++k) {
+    FailOn(h, victim, 5, absl::UnavailableError("boom"));
+    ASSERT_EQ(Spread(h, 100).count(victim), 0u) << "ejection " << k;
+    h.record().event_engine.Advance(Seconds(10 * k - 1));
+    EXPECT_EQ(Spread(h, 100).count(victim), 0u) << "ejection " << k << " ended early";
+    h.record().event_engine.Advance(Seconds(1));
+    EXPECT_EQ(Spread(h, 100).count(victim), 1u) << "ejection " << k << " not over after "
+                                                 << 10 * k << " s";
+  }
+}
+
+// A config update that leaves no way to eject brings every ejected
+// endpoint back at once, as gRPC's outlier_detection does.
+TEST(OutlierEjectionPolicy, DisablingEjectionBringsEveryEndpointBack) {
+  PolicyHarness h("lbkit_outlier_ejection");
+  Start(h, R"({"consecutive5xxErrors": 5, "baseEjectionTime": "300s"})");
+  const std::string victim = kAddresses[0];
+  FailOn(h, victim, 5, absl::UnavailableError("boom"));
+  ASSERT_EQ(Spread(h, 300).count(victim), 0u);
+  ASSERT_TRUE(h.Update(MakeAddresses(kAddresses),
+                       R"({"consecutive5xxErrors": 0, "consecutiveGatewayErrors": 0})")
+                  .ok());
+  EXPECT_EQ(Spread(h, 400).count(victim), 1u);
+  // Nothing counts any more, and no timer is left running.
+  FailOn(h, victim, 20, absl::UnavailableError("boom"));
+  EXPECT_EQ(Spread(h, 400).count(victim), 1u);
+  EXPECT_EQ(h.record().event_engine.pending(), 0u);
 }
 
 TEST(OutlierEjectionPolicy, WorksUnderAnyChildAndStopsItsTimersOnShutdown) {

@@ -111,8 +111,13 @@ TEST(WeightedSubsetsPolicy, AnEmptySubsetsShareIsRedistributedOrFailed) {
     EXPECT_EQ(BySubset(h, 500), (std::map<std::string, int>{{"stable", 450}, {"failed", 50}}));
     LoadBalancingPolicy::PickResult r = LoadBalancingPolicy::PickResult::Fail(absl::OkStatus());
     std::string why;
+    // A drop, not a failure: a failed pick would make wait_for_ready calls
+    // wait for the empty subset until their deadline.
     for (int i = 0; i < 10 && why.empty(); ++i) {
-      if (h.Pick(&r).empty()) why = std::string(absl::get<LoadBalancingPolicy::PickResult::Fail>(r.result).status.message());
+      if (!h.Pick(&r).empty()) continue;
+      auto* drop = absl::get_if<LoadBalancingPolicy::PickResult::Drop>(&r.result);
+      ASSERT_NE(drop, nullptr) << "the empty subset's share must be dropped";
+      why = std::string(drop->status.message());
     }
     EXPECT_EQ(why,
               "lbkit_weighted_subsets: subset \"canary\" has no READY endpoint (onEmptySubset: fail)");
