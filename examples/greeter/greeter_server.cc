@@ -65,6 +65,10 @@ ABSL_FLAG(std::string, error_code, "UNAVAILABLE",
 ABSL_FLAG(int32_t, drain_ms, 0,
           "On SIGTERM/SIGINT, report NOT_SERVING and keep serving this long before "
           "shutting down, so that health-checking clients move away first.");
+ABSL_FLAG(int32_t, max_connection_age_ms, 0,
+          "Close each client connection (GOAWAY) after about this long (gRPC's "
+          "GRPC_ARG_MAX_CONNECTION_AGE_MS, +-10% jitter); 0: never. Clients then "
+          "reconnect, and gRPC's (and lbkit's) policies ask their resolver again.");
 ABSL_FLAG(bool, health_service, true,
           "Serve grpc.health.v1.Health; false makes health checks end UNIMPLEMENTED.");
 ABSL_FLAG(std::string, etcd, "",
@@ -390,6 +394,10 @@ std::optional<std::string> ValidateFlags() {
   const int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) return absl::StrCat("--port must be in [0, 65535], not ", port);
   if (absl::GetFlag(FLAGS_host).empty()) return std::string("--host must not be empty");
+  if (absl::GetFlag(FLAGS_max_connection_age_ms) < 0) {
+    return absl::StrCat("--max_connection_age_ms must be >= 0, not ",
+                        absl::GetFlag(FLAGS_max_connection_age_ms));
+  }
   if (absl::GetFlag(FLAGS_drain_ms) < 0) {
     return absl::StrCat("--drain_ms must be >= 0, not ", absl::GetFlag(FLAGS_drain_ms));
   }
@@ -441,6 +449,11 @@ int Main() {
   // --port would quietly share it with the first and receive some of its
   // connections: confusing for a backend whose identity is the point.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (const int age = absl::GetFlag(FLAGS_max_connection_age_ms); age > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, age);
+    // Calls in flight at the GOAWAY get this long to finish.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 5000);
+  }
   const std::string host = absl::GetFlag(FLAGS_host);
   int bound_port = 0;
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();

@@ -339,5 +339,100 @@ TEST(FileResolverE2E, FollowsAKubernetesConfigMapSwap) {
          std::chrono::duration<double, std::milli>(Clock::now() - swapped).count());
 }
 
+// A server that closes its connections now and then (GOAWAY at its maximum
+// connection age, as Kubernetes deployments set to spread load onto new
+// pods) is telling its clients to look again. The client here follows a
+// name in an lbkit-file endpoints file that is re-read only when asked (a
+// re-check once an hour): the name gains a second backend, and only the
+// re-resolution that a GOAWAY prompts can find it. gRPC's round_robin does;
+// lbkit's policies did not (they re-resolved on failures only).
+struct GoawayRun {
+  double found_ms = -1;  // from the name's change to B's first call
+  int failed = 0;
+  int reresolutions = 0;  // re-resolution requests in the 3 s after B was found
+};
+
+GoawayRun RunGoaway(const std::string& policy) {
+  GoawayRun run;
+  auto a = BackendProcess::Start("goaway-a", {"--max_connection_age_ms=1000"});
+  auto b = BackendProcess::Start(
+      "goaway-b", {"--host=127.0.0.2", absl::StrCat("--port=", a->port()),
+                   "--max_connection_age_ms=1000"});
+  testing::FakeNames names;
+  names.Set("fleet.lbkit.test", "127.0.0.1");
+  TempDir dir;
+  const std::string path = dir.path() + "/endpoints.json";
+  WriteAtomically(path, absl::StrCat(R"({"endpoints": [{"address": "fleet.lbkit.test:)",
+                                     a->port(), R"("}]})"));
+  auto channel = testing::MakeChannel("lbkit-file://" + path + "?refresh=1h",
+                                      testing::LbConfig(policy));
+  auto stub = examples::Greeter::NewStub(channel);
+  if (!testing::WaitForBackends(*stub, {"goaway-a"})) return run;
+  names.Set("fleet.lbkit.test", "127.0.0.1,127.0.0.2");  // a new pod
+  const auto changed = Clock::now();
+  while (Clock::now() < changed + std::chrono::seconds(10)) {
+    testing::CallResult r = testing::CallOnce(*stub, 2000);
+    if (!r.status.ok()) ++run.failed;
+    if (r.backend == "goaway-b") {
+      run.found_ms = std::chrono::duration<double, std::milli>(Clock::now() - changed).count();
+      break;
+    }
+  }
+  if (run.found_ms < 0) return run;
+  const int before = resolvers::FileWatcherHooks::reresolution_requests.load();
+  const auto window = Clock::now() + std::chrono::seconds(3);
+  while (Clock::now() < window) {
+    if (!testing::CallOnce(*stub, 2000).status.ok()) ++run.failed;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  run.reresolutions = resolvers::FileWatcherHooks::reresolution_requests.load() - before;
+  return run;
+}
+
+TEST(FileResolverE2E, AGoawayMakesThePolicyLookAgain) {
+  // gRPC's own round_robin first, for the comparison.
+  const GoawayRun grpc = RunGoaway("round_robin");
+  ASSERT_GE(grpc.found_ms, 0) << "gRPC's round_robin never found the new backend";
+  printf("round_robin (gRPC): new backend found %.0f ms after the name changed (the "
+         "connection age is 1 s); %d failed calls; %d re-resolution requests in 3 s\n",
+         grpc.found_ms, grpc.failed, grpc.reresolutions);
+  for (const char* policy :
+       {"lbkit_round_robin", "lbkit_least_request", "lbkit_ring_hash", "lbkit_maglev"}) {
+    const GoawayRun run = RunGoaway(policy);
+    EXPECT_GE(run.found_ms, 0) << policy << " never found the new backend";
+    EXPECT_EQ(run.failed, 0) << policy;
+    // Every GOAWAY asks once, as gRPC's policy does; never more (timing
+    // can shift one request across the window's edge).
+    EXPECT_LE(run.reresolutions, grpc.reresolutions + 1) << policy;
+    printf("%s: new backend found %.0f ms after the name changed; %d failed calls; %d "
+           "re-resolution requests in 3 s\n",
+           policy, run.found_ms, run.failed, run.reresolutions);
+  }
+}
+
+// refresh: both bounds are inclusive, and minutes and hours are spelled as
+// such.
+TEST(FileResolverE2E, RefreshBoundsAreInclusive) {
+  auto backend = BackendProcess::Start("refresh-0");
+  TempDir dir;
+  const std::string path = dir.path() + "/endpoints.json";
+  WriteAtomically(path, EndpointsJson({backend.get()}));
+  for (const char* ok : {"10ms", "24h", "1440m", "86400s", "5m"}) {
+    auto channel = testing::MakeChannel("lbkit-file://" + path + "?refresh=" + ok, "");
+    auto stub = examples::Greeter::NewStub(channel);
+    EXPECT_TRUE(testing::WaitForBackends(*stub, {"refresh-0"}, std::chrono::seconds(10))) << ok;
+  }
+  for (const char* bad : {"9ms", "25h", "86401s", "1d", "h"}) {
+    auto channel = testing::MakeChannel("lbkit-file://" + path + "?refresh=" + bad, "");
+    auto stub = examples::Greeter::NewStub(channel);
+    testing::CallResult r = testing::CallOnce(*stub, 5000);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << bad;
+    EXPECT_EQ(r.status.error_message(),
+              absl::StrCat("lbkit-file: refresh=", bad,
+                           " is not a duration between 10ms and 24h (e.g. 500ms, 1s, 5m, 24h)"))
+        << bad;
+  }
+}
+
 }  // namespace
 }  // namespace lbkit

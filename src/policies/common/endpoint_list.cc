@@ -123,6 +123,14 @@ void Endpoint::OnStateChangeLocked(grpc_connectivity_state new_state,
     // and a resolver answering with the same addresses would loop.
     if (!first_report) list_->helper_->RequestReresolution();
   }
+  if (new_state == GRPC_CHANNEL_IDLE && connectivity_ == GRPC_CHANNEL_READY) {
+    // The connection ended without failing: a GOAWAY (the server's maximum
+    // connection age, a graceful shutdown) or an idle timeout. Servers send
+    // it precisely so that clients look again, as gRPC's policies do: the
+    // set behind a name may have changed. At most once per connection, and
+    // resolvers rate-limit their answers (README, "Re-resolution").
+    list_->helper_->RequestReresolution();
+  }
   if (new_state == GRPC_CHANNEL_IDLE && subchannel_ != nullptr) {
     // An idle endpoint is one connection attempt away from useful; lbkit's
     // policies keep every endpoint connected, as gRPC's round_robin does.

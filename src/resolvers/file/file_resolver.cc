@@ -67,12 +67,17 @@ absl::StatusOr<std::chrono::milliseconds> ParseRefresh(absl::string_view text) {
     scale = 1;
   } else if (absl::ConsumeSuffix(&number, "s")) {
     scale = 1000;
+  } else if (absl::ConsumeSuffix(&number, "m")) {
+    scale = 60 * 1000;
+  } else if (absl::ConsumeSuffix(&number, "h")) {
+    scale = 3600 * 1000;
   }
   double value = 0;
+  // Both bounds are inclusive.
   if (scale == 0 || !absl::SimpleAtod(number, &value) || !(value * scale >= 10) ||
       value * scale > 24 * 3600 * 1000.0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "refresh=", text, " is not a duration between 10ms and 24h (e.g. 1s, 500ms)"));
+        "refresh=", text, " is not a duration between 10ms and 24h (e.g. 500ms, 1s, 5m, 24h)"));
   }
   return std::chrono::milliseconds(static_cast<int64_t>(value * scale));
 }
@@ -406,6 +411,7 @@ void FileResolver::StartLocked() {
 // after it has seen, under the same lock, that the resolver is gone, so a
 // write can never reach a closed (or reused) descriptor.
 void FileResolver::RequestReresolutionLocked() {
+  FileWatcherHooks::reresolution_requests.fetch_add(1);
   if (state_ == nullptr) return;
   absl::MutexLock lock(&state_->mu);
   state_->reread_requested = true;

@@ -6,8 +6,8 @@
 //
 // The file's format is in endpoints_file.h. Changes are seen through inotify
 // on the file's directory (in-place rewrites and atomic rename-into-place)
-// and a periodic re-check (`refresh`, default 5s, 10ms..24h, "1s" or
-// "500ms"); a mounted Kubernetes ConfigMap's "..data" swap counts as a
+// and a periodic re-check (`refresh`, default 5s, 10ms..24h inclusive,
+// "500ms", "1s", "5m", "24h"); a mounted Kubernetes ConfigMap's "..data" swap counts as a
 // change of the file. Host names are looked up again on every re-check and
 // re-resolution request. Unchanged content (and addresses) causes no
 // update. A bad file keeps the last
@@ -34,6 +34,8 @@ struct FileWatcherHooks {
   // How many resolvers were destroyed on a thread with no ExecCtx (a bug:
   // the channel objects they release need one).
   static inline std::atomic<int> destroyed_without_exec_ctx{0};
+  // Re-resolution requests received, by every lbkit-file resolver.
+  static inline std::atomic<int> reresolution_requests{0};
   // How many resolvers were destroyed at all.
   static inline std::atomic<int> destroyed{0};
 };
