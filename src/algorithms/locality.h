@@ -1,5 +1,5 @@
 // Locality-aware routing arithmetic, as Envoy and Istio compute it
-// (shared/SPECS.md section 5): which priority level each endpoint belongs to
+// (Envoy's priority load in load_balancer_impl.cc, Istio's loadbalancer.go; docs/istio.md): which priority level each endpoint belongs to
 // (proximity to the client, Istio's `failover` and `failoverPriority`),
 // Istio's `distribute` locality weights, and Envoy's per-priority load with
 // overprovisioning and panic. No gRPC here: lbkit_locality feeds it counts

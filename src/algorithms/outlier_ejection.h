@@ -1,5 +1,5 @@
 // Outlier ejection decisions, as Envoy's outlier detector and gRPC's
-// outlier_detection (gRFC A50) make them (shared/SPECS.md section 6):
+// outlier_detection (gRFC A50) make them (Envoy's outlier_detection_impl.cc, gRFC A50):
 // consecutive-error counters fed lock-free by every finished call, the
 // per-interval success-rate and failure-percentage sweeps, the ejection
 // budget (maxEjectionPercent, minHealthPercent) and the ejection time. No

@@ -5,7 +5,7 @@
 // Debian's package. Debian built gRPC without NDEBUG, and NDEBUG shrinks
 // RefCount (16 -> 8 bytes) and so LoadBalancingPolicy (72 -> 64): objects
 // built with it crash inside gRPC. This header stops such a build at compile
-// time instead (see shared/DESIGN.md, fact 1, and docs/grpc-internals.md).
+// time instead (docs/grpc-internals.md, "Foundations").
 
 #ifndef LBKIT_GRPC_INTERNAL_ABI_GUARD_H_
 #define LBKIT_GRPC_INTERNAL_ABI_GUARD_H_

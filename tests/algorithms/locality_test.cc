@@ -1,5 +1,5 @@
 // Locality arithmetic against Envoy's and Istio's worked examples
-// (shared/SPECS.md section 5), each computed by hand in the comments.
+// (Envoy's load_balancer_impl.cc), each computed by hand in the comments.
 
 #include "algorithms/locality.h"
 

@@ -8,7 +8,7 @@ namespace lbkit::algorithms {
 namespace {
 
 TEST(SmoothWrr, NginxExample) {
-  // shared/SPECS.md section 8: {5, 1, 1} -> a a b a c a a.
+  // nginx's smooth weighted round robin (ngx_http_upstream_round_robin.c): {5, 1, 1} -> a a b a c a a.
   EXPECT_EQ(SmoothWrrTable({5, 1, 1}), (std::vector<uint32_t>{0, 0, 1, 0, 2, 0, 0}));
 }
 

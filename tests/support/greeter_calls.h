@@ -94,7 +94,7 @@ inline Tally CallMany(lbkit::examples::Greeter::Stub& stub, int n,
 
 // Calls until every backend in `want` has answered at least once, or
 // `timeout` passes; true when all answered. Used before measuring, so a
-// distribution is not skewed by backends still connecting (DESIGN.md 14).
+// distribution is not skewed by backends still connecting (docs/grpc-internals.md, "Foundations").
 inline bool WaitForBackends(lbkit::examples::Greeter::Stub& stub,
                             const std::set<std::string>& want,
                             std::chrono::milliseconds timeout =

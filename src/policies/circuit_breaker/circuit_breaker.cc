@@ -142,7 +142,7 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
     return result;
   }
 
-  size_t ServingEndpoints() const override { return serving_; }
+  std::optional<size_t> ServingEndpoints() const override { return serving_; }
 
  private:
   // Fails the call at once, wait_for_ready or not, and unretried: a drop.
@@ -153,7 +153,7 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
   }
 
   const std::shared_ptr<SubchannelPicker> child_;
-  const size_t serving_ = ServingEndpointsOf(child_.get()).value_or(0);
+  const std::optional<size_t> serving_ = ServingEndpointsOf(child_.get());
   const RefCountedPtr<InFlight> total_;
   const int64_t max_total_;
   const int64_t max_per_endpoint_;

@@ -64,7 +64,7 @@ class ChildPolicy::CountingWatcher : public SubchannelInterface::ConnectivitySta
 
   void OnConnectivityStateChange(grpc_connectivity_state state, absl::Status status) override {
     // A notification queued before the child cancelled the watch can still
-    // arrive (DESIGN.md fact 11): pass it on, as the channel would, but do
+    // arrive (docs/grpc-internals.md, "Foundations"): pass it on, as the channel would, but do
     // not count it.
     if (!cancelled_ && !child_->shutdown_) {
       const bool ready = state == GRPC_CHANNEL_READY;

@@ -10,7 +10,7 @@
 // READY ones counted (health-aware when the channel has a
 // healthCheckConfig). A picker the parent builds must pass each child pick through
 // ChildPolicy::Unwrap(): the channel needs its own subchannel back
-// (DESIGN.md fact 9).
+// (docs/grpc-internals.md, "Foundations").
 //
 //   auto child = grpc_core::MakeOrphanable<ChildPolicy>("us-east/a", this, ...);
 //   child->UpdateLocked(addresses, child_config, args, note);

@@ -22,7 +22,7 @@ std::string AddressText(const grpc_core::ServerAddress& address) {
 //
 
 // Holds a reference to its endpoint: gRPC may still deliver a notification
-// that was queued before CancelConnectivityStateWatch() (DESIGN.md fact 11),
+// that was queued before CancelConnectivityStateWatch() (docs/grpc-internals.md, "Foundations"),
 // so the endpoint must outlive the watcher and ignore late calls.
 class Endpoint::Watcher
     : public grpc_core::SubchannelInterface::ConnectivityStateWatcherInterface {
@@ -128,7 +128,8 @@ void Endpoint::OnStateChangeLocked(grpc_connectivity_state new_state,
     // connection age, a graceful shutdown) or an idle timeout. Servers send
     // it precisely so that clients look again, as gRPC's policies do: the
     // set behind a name may have changed. At most once per connection, and
-    // resolvers rate-limit their answers (README, "Re-resolution").
+    // resolvers rate-limit their answers (docs/grpc-internals.md,
+    // "Re-resolution").
     list_->helper_->RequestReresolution();
   }
   if (new_state == GRPC_CHANNEL_IDLE && subchannel_ != nullptr) {

@@ -5,7 +5,7 @@
 // EndpointList and builds its immutable pickers from it. The list:
 //  - keeps an endpoint, its subchannel and its state across resolver updates
 //    when its address (with its per-address args and attributes) stays, so an
-//    update never reconnects or resets what already works (DESIGN.md fact 12);
+//    update never reconnects or resets what already works (docs/grpc-internals.md, "Foundations");
 //  - applies gRPC's round-robin state rules: IDLE counts as CONNECTING and is
 //    asked to connect at once; TRANSIENT_FAILURE stays sticky until the
 //    endpoint is READY again, so a backend cycling through CONNECTING does

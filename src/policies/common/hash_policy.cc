@@ -90,7 +90,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
         stats::CountCall(endpoints_[e]->stats(),
                          std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
   }
-  size_t ServingEndpoints() const override { return ready_.size(); }
+  std::optional<size_t> ServingEndpoints() const override { return ready_.size(); }
 
  private:
   static constexpr uint32_t kNotReady = UINT32_MAX;

@@ -11,8 +11,12 @@
 // through ServingEndpointsOf() on the control plane, never per call.
 //
 //   class MyPicker : public SubchannelPicker, public ServingCount {
-//     size_t ServingEndpoints() const override { return ready_.size(); }
+//     std::optional<size_t> ServingEndpoints() const override { return ready_.size(); }
 //   };
+//
+// A wrapper (outlier ejection, circuit breaker) passes its child's answer
+// on, "unknown" included: a child of gRPC's own says nothing, and the parent
+// then counts READY subchannels instead.
 
 #ifndef LBKIT_POLICIES_COMMON_SERVING_COUNT_H_
 #define LBKIT_POLICIES_COMMON_SERVING_COUNT_H_
@@ -27,15 +31,16 @@ namespace lbkit::policies {
 
 class ServingCount {
  public:
-  // Endpoints a call picked now may go to.
-  virtual size_t ServingEndpoints() const = 0;
+  // Endpoints a call picked now may go to; nullopt when not known (a wrapper
+  // over a picker that does not say).
+  virtual std::optional<size_t> ServingEndpoints() const = 0;
 
  protected:
   ~ServingCount() = default;
 };
 
-// The picker's count if it is an lbkit picker that keeps one; nullopt for
-// any other (gRPC's own policies as children).
+// The picker's count if it is an lbkit picker that knows one; nullopt for
+// any other (gRPC's own policies as children, and wrappers over them).
 inline std::optional<size_t> ServingEndpointsOf(
     const grpc_core::LoadBalancingPolicy::SubchannelPicker* picker) {
   const auto* counted = dynamic_cast<const ServingCount*>(picker);

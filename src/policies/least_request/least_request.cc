@@ -194,7 +194,7 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
         stats::CountCall(entry.endpoint->stats(),
                          std::make_unique<CallTracker>(entry.endpoint->Ref(), peak_ewma_)));
   }
-  size_t ServingEndpoints() const override { return entries_.size(); }
+  std::optional<size_t> ServingEndpoints() const override { return entries_.size(); }
 
  private:
   const std::vector<Entry> entries_;

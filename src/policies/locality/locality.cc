@@ -272,7 +272,7 @@ class LocalityPicker : public LoadBalancingPolicy::SubchannelPicker, public Serv
     if (i >= level->pickers.size()) i = level->pickers.size() - 1;
     return ChildPolicy::Unwrap(level->pickers[i]->Pick(args));
   }
-  size_t ServingEndpoints() const override { return serving_; }
+  std::optional<size_t> ServingEndpoints() const override { return serving_; }
 
  private:
   const std::vector<Level> levels_;  // only levels with traffic, each with a picker
@@ -504,7 +504,10 @@ void LocalityPolicy::UpdatePickerLocked() {
       health, params.overprovisioning_factor, params.panic_threshold);
   std::vector<Level> levels;
   uint32_t cumulative = 0;
+  // What this policy can pick from, for a parent above it: every level's
+  // serving endpoints, standby levels included.
   size_t serving = 0;
+  for (const auto& [key, group] : groups_) serving += group.child->ready();
   for (uint32_t p = 0; p < num_levels; ++p) {
     if (load.percent[p] == 0) continue;
     Level level;
@@ -528,7 +531,6 @@ void LocalityPolicy::UpdatePickerLocked() {
               : static_cast<double>(child.ready());
       if (weight <= 0) continue;
       total_weight += weight;
-      serving += child.ready();
       level.pickers.push_back(child.picker());
       level.cumulative_weight.push_back(total_weight);
     }

@@ -423,11 +423,11 @@ class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
     return result;
   }
   // Ejected endpoints look failed to the child, so its count leaves them out.
-  size_t ServingEndpoints() const override { return serving_; }
+  std::optional<size_t> ServingEndpoints() const override { return serving_; }
 
  private:
   const std::shared_ptr<SubchannelPicker> child_;
-  const size_t serving_ = ServingEndpointsOf(child_.get()).value_or(0);
+  const std::optional<size_t> serving_ = ServingEndpointsOf(child_.get());
   const RefCountedPtr<Classifier> classifier_;
   const RefCountedPtr<PolicyLink> link_;
 };
@@ -465,6 +465,26 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
   // A run of consecutive errors (or connection failures) on `state`.
   void OnConsecutiveErrorsLocked(EndpointState* state) {
     MaybeEjectLocked(state, "consecutive errors");
+  }
+  // An ejected endpoint connected again. The budget counts connected
+  // ejected endpoints only: one ejected while disconnected did not use it,
+  // and may now exceed it; then it comes back rather than take more than
+  // maxEjectionPercent of the endpoints out of service.
+  void OnEjectedEndpointConnectedLocked(EndpointState* state) {
+    const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+    size_t others = 0, listed = 0;
+    for (const auto& [key, s] : states_) {
+      if (!s->listed) continue;
+      ++listed;
+      others += s.get() != state && s->ejected && s->connectivity == GRPC_CHANNEL_READY;
+    }
+    if (algorithms::MayEject(others, listed, params.config)) return;
+    gpr_log(GPR_INFO,
+            "lbkit_outlier_ejection: %s connected again while ejected; back early, since "
+            "%zu of %zu connected endpoints are already ejected",
+            state->address.c_str(), others, listed);
+    CancelTimer(&state->uneject_timer);
+    UnejectLocked(state);
   }
   void OnConnectionFailedLocked(EndpointState* state) {
     if (state->counters.Record(algorithms::CallResult::LocalFailure(), classifier_->config)) {
@@ -544,6 +564,10 @@ void EjectingWatcher::OnConnectivityStateChange(grpc_connectivity_state new_stat
   // since the last one counted (after passing the state on: an ejection now
   // reaches the child after it).
   OutlierPolicy* policy = link_->policy();
+  if (new_state == GRPC_CHANNEL_READY && previous != GRPC_CHANNEL_READY && policy != nullptr &&
+      state_->ejected) {
+    policy->OnEjectedEndpointConnectedLocked(state_.get());
+  }
   if (new_state == GRPC_CHANNEL_TRANSIENT_FAILURE &&
       previous != GRPC_CHANNEL_TRANSIENT_FAILURE && policy != nullptr && !state_->ejected &&
       state_->picked.exchange(false, std::memory_order_relaxed)) {

@@ -80,7 +80,7 @@ class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker, public Se
     return LoadBalancingPolicy::PickResult::Complete(subchannels_[i],
                                                      stats::CountCall(stats_[i], nullptr));
   }
-  size_t ServingEndpoints() const override { return subchannels_.size(); }
+  std::optional<size_t> ServingEndpoints() const override { return subchannels_.size(); }
 
  private:
   const std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;

@@ -135,7 +135,7 @@ class SubsetPicker : public LoadBalancingPolicy::SubchannelPicker, public Servin
     }
     return ChildPolicy::Unwrap(subset.picker->Pick(args));
   }
-  size_t ServingEndpoints() const override { return serving_; }
+  std::optional<size_t> ServingEndpoints() const override { return serving_; }
 
  private:
   const std::vector<PickerSubset> subsets_;

@@ -77,8 +77,13 @@ class EtcdResolver : public grpc_core::Resolver {
   }
   // The watch keeps the set current; what a policy's request can still
   // mend is a name in a value that failed to resolve: it is looked up again
-  // (off the WorkSerializer, reported when done, never synchronously).
-  void RequestReresolutionLocked() override { RetryFailedLookupsLocked(); }
+  // (off the WorkSerializer, reported when done, never synchronously), at
+  // most once a second.
+  void RequestReresolutionLocked() override {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < last_retry_ + std::chrono::seconds(1)) return;
+    RetryFailedLookupsLocked();
+  }
 
   void OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot);
   void OnErrorLocked(const absl::Status& error);
@@ -104,6 +109,13 @@ class EtcdResolver : public grpc_core::Resolver {
   // lookups of names, then reports.
   void ReconcileLocked(bool retry_lookups);
   void RetryFailedLookupsLocked();
+  // A name that failed is also retried on a timer (1 s, doubling to 2 min),
+  // as lbkit-static's are: nothing else may ever ask (a channel with no
+  // endpoint has no policy to request re-resolution).
+  void ScheduleLookupRetryLocked();
+  std::chrono::steady_clock::time_point last_retry_{};
+  std::chrono::milliseconds lookup_backoff_{1000};
+  absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> lookup_timer_;
   void StartLookupsLocked(std::vector<Lookup> lookups);
   void OnLookupsDoneLocked(std::vector<Lookup> lookups);
   // Marks `key`'s current value bad (logging it once per value).
@@ -283,6 +295,7 @@ void EtcdResolver::ReconcileLocked(bool retry_lookups) {
 
 void EtcdResolver::RetryFailedLookupsLocked() {
   if (shutdown_) return;
+  last_retry_ = std::chrono::steady_clock::now();
   std::vector<Lookup> lookups;
   for (const auto& [key, failed] : failed_) {
     if (!failed.lookup || looking_up_.count(key) != 0) continue;
@@ -321,7 +334,28 @@ void EtcdResolver::OnLookupsDoneLocked(std::vector<Lookup> lookups) {
     logged_bad_.erase(lookup.key);
     failed_.erase(lookup.key);
   }
+  bool any_failed = false;
+  for (const auto& [key, failed] : failed_) any_failed = any_failed || failed.lookup;
+  if (any_failed) {
+    ScheduleLookupRetryLocked();
+  } else {
+    lookup_backoff_ = std::chrono::milliseconds(1000);
+  }
   ReportLocked();
+}
+
+void EtcdResolver::ScheduleLookupRetryLocked() {
+  if (lookup_timer_.has_value()) return;
+  if (event_engine_ == nullptr) {
+    event_engine_ = grpc_event_engine::experimental::GetDefaultEventEngine();
+  }
+  const auto delay = lookup_backoff_;
+  lookup_backoff_ = std::min(lookup_backoff_ * 2, std::chrono::milliseconds(120000));
+  lookup_timer_ = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
+                                           [self = RefAsSubclass()]() {
+                                             self->lookup_timer_.reset();
+                                             self->RetryFailedLookupsLocked();
+                                           });
 }
 
 void EtcdResolver::MarkFailedLocked(const std::string& key, const std::string& value,
@@ -391,10 +425,15 @@ void EtcdResolver::OnErrorLocked(const absl::Status& error) {
 
 void EtcdResolver::ShutdownLocked() {
   shutdown_ = true;
-  if (retry_timer_.has_value()) {
-    event_engine_->Cancel(*retry_timer_);
-    retry_timer_.reset();
+  for (auto* timer : {&retry_timer_, &lookup_timer_}) {
+    if (timer->has_value()) {
+      event_engine_->Cancel(**timer);
+      timer->reset();
+    }
   }
+  // A lookup thread blocked in a slow name server must not keep the
+  // channel alive through the handler.
+  result_handler_.reset();
   {
     absl::MutexLock lock(&g_watches_mu);
     Watches().erase(this);

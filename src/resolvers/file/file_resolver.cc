@@ -8,7 +8,7 @@
 // requests, shutdown). It reads and parses the file, resolves names, and
 // posts the result onto the channel's WorkSerializer. File I/O and name
 // lookups therefore never run on the WorkSerializer, and a re-resolution
-// request is never answered synchronously (DESIGN.md fact 12).
+// request is never answered synchronously (docs/grpc-internals.md, "Re-resolution").
 //
 // A file that cannot be read or parsed never replaces a good endpoint set:
 // the watcher logs one line naming the file and the problem and keeps the
@@ -326,13 +326,13 @@ class Watcher {
     // which needs an ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
     grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
     grpc_core::ExecCtx exec_ctx;
+    auto shared = std::make_shared<grpc_core::Resolver::Result>(std::move(result));
     grpc_core::RefCountedPtr<FileResolver> resolver;
     {
       absl::MutexLock lock(&state_->mu);
       resolver = state_->resolver;
     }
     if (resolver == nullptr) return;
-    auto shared = std::make_shared<grpc_core::Resolver::Result>(std::move(result));
     state_->work_serializer->Run(
         [resolver, shared]() { resolver->ReportLocked(std::move(*shared)); },
         DEBUG_LOCATION);

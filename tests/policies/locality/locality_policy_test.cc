@@ -339,6 +339,29 @@ INSTANTIATE_TEST_SUITE_P(
                            {"6.6.6.6:80"}}}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// A wrapper between lbkit_locality and a child of gRPC's own (whose picker
+// does not say how many endpoints it serves) passes "unknown" on, and the
+// locality counts the child's READY subchannels: a wrapper that claimed 0
+// made every locality look empty and every call queue.
+TEST(LocalityPolicy, WrappersOverGrpcChildrenKeepTheirReadyCount) {
+  for (const char* wrapper : {"lbkit_circuit_breaker", "lbkit_outlier_ejection"}) {
+    PolicyHarness h("lbkit_locality");
+    ASSERT_TRUE(h.Update(Endpoints(kZones), absl::StrCat(R"({"locality": "r1/a",
+        "childPolicy": [{")", wrapper, R"(": {"childPolicy": [{"round_robin": {}}]}}]})"))
+                    .ok());
+    AllReady(h, kZones);
+    ASSERT_EQ(h.record().state, GRPC_CHANNEL_READY) << wrapper;
+    auto shares = ZoneShares(h, 3000);
+    EXPECT_EQ(shares["r1/a"], 100.0) << wrapper;
+    // Zone a down: its share moves on.
+    for (const char* a : {"127.0.0.1:4001", "127.0.0.1:4002", "127.0.0.1:4003"}) {
+      h.SetState(a, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("down"));
+    }
+    shares = ZoneShares(h, 3000);
+    EXPECT_EQ(shares["r1/b"], 100.0) << wrapper;
+  }
+}
+
 TEST(LocalityPolicy, PanicSpreadsOverTheReadyEndpointsOfEveryLevel) {
   PolicyHarness h("lbkit_locality");
   ASSERT_TRUE(h.Update(Endpoints(kZones), R"({"locality": "r1/a"})").ok());

@@ -263,6 +263,33 @@ TEST(OutlierEjectionPolicy, AnUnreachableEndpointNeverSpendsTheBudget) {
   }
 }
 
+// The budget counts connected ejected endpoints. One ejected while its
+// connection was down (calls had been routed to it) does not hold the
+// budget against a backend failing every call; if it then connects again
+// with the budget spent, it comes back rather than take more endpoints out
+// of service than maxEjectionPercent allows.
+TEST(OutlierEjectionPolicy, AnEjectedEndpointThatReconnectsDoesNotOverspendTheBudget) {
+  PolicyHarness h("lbkit_outlier_ejection");
+  Start(h, R"({"consecutive5xxErrors": 5, "baseEjectionTime": "300s"})");
+  const std::string flapping = kAddresses[0], failing = kAddresses[1];
+  for (int i = 0; i < 5; ++i) {  // five connections lost under calls: ejected
+    PickWithoutStarting(h, flapping);
+    h.SetState(flapping, GRPC_CHANNEL_TRANSIENT_FAILURE, absl::UnavailableError("reset"));
+    if (i < 4) h.SetState(flapping, GRPC_CHANNEL_READY);
+  }
+  // Still disconnected: the failing backend may be ejected too.
+  FailOn(h, failing, 5, absl::InternalError("boom"));
+  auto spread = Spread(h, 300);
+  EXPECT_EQ(spread.count(failing), 0u);
+  EXPECT_EQ(spread.count(flapping), 0u);
+  // The flapping one connects again: with it, 2 of 4 would be out (10%
+  // allows one), so it is back.
+  h.SetState(flapping, GRPC_CHANNEL_READY);
+  spread = Spread(h, 300);
+  EXPECT_EQ(spread.count(flapping), 1u);
+  EXPECT_EQ(spread.count(failing), 0u);
+}
+
 // Interval 10 s and baseEjectionTime 10 s: un-ejections fall due at the
 // same instant as interval ticks. The k-th ejection in a row must last
 // k x 10 s: a tick may forgive a step only after a whole interval back in,
