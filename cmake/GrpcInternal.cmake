@@ -18,16 +18,20 @@ function(lbkit_check_grpc_internal_headers)
   endif()
   find_program(DPKG_QUERY dpkg-query)
   if(DPKG_QUERY)
-    execute_process(COMMAND ${DPKG_QUERY} -W -f=\${Version} libgrpc29
-      OUTPUT_VARIABLE lib_version RESULT_VARIABLE rc ERROR_QUIET)
-    if(rc EQUAL 0)
-      string(REGEX REPLACE "-.*$" "" lib_upstream "${lib_version}")
-      if(NOT lib_upstream STREQUAL headers_version)
-        message(FATAL_ERROR
-          "installed libgrpc29 is ${lib_version}, but the internal headers are ${headers_version}. "
-          "Run scripts/bootstrap.sh again.")
+    # Debian 12 calls the library libgrpc29; Debian 13 libgrpc29t64 (the
+    # 64-bit time_t transition).
+    foreach(package libgrpc29 libgrpc29t64)
+      execute_process(COMMAND ${DPKG_QUERY} -W -f=\${Version} ${package}
+        OUTPUT_VARIABLE lib_version RESULT_VARIABLE rc ERROR_QUIET)
+      if(rc EQUAL 0 AND NOT lib_version STREQUAL "")
+        string(REGEX REPLACE "-.*$" "" lib_upstream "${lib_version}")
+        if(NOT lib_upstream STREQUAL headers_version)
+          message(FATAL_ERROR
+            "installed ${package} is ${lib_version}, but the internal headers are "
+            "${headers_version}. Run scripts/bootstrap.sh again.")
+        endif()
       endif()
-    endif()
+    endforeach()
   endif()
   message(STATUS "lbkit: gRPC ${gRPC_VERSION} internal headers in ${dir}")
 endfunction()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything lbkit needs on a Debian 12 machine, idempotently:
+# Installs everything lbkit needs on a Debian 12 (bookworm) or Debian 13
+# (trixie) machine, idempotently:
 #  - the apt packages for the build, tests, examples and benchmarks;
 #  - gRPC's internal headers (the LB plug-in API is not in libgrpc-dev),
-#    taken from Debian's source package of exactly the installed libgrpc29,
-#    because the internal ABI is not covered by the soname.
+#    taken from Debian's source package of exactly the installed libgrpc
+#    (libgrpc29, libgrpc29t64 on Debian 13), because the internal ABI is not
+#    covered by the soname.
 # Nothing is downloaded except through apt.
 set -euo pipefail
 
@@ -12,6 +14,22 @@ dest="$top/third_party/grpc-internal"
 stamp="$dest/.version"
 
 die() { echo "bootstrap: $*" >&2; exit 1; }
+
+# The release decides package names and the deb-src suite; anything else is
+# refused by name rather than failing half-way through an install.
+os_name=unknown
+codename=
+if [ -r /etc/os-release ]; then
+  # shellcheck disable=SC1091
+  . /etc/os-release
+  os_name=${PRETTY_NAME:-${NAME:-unknown}}
+  [ "${ID:-}" = debian ] && codename=${VERSION_CODENAME:-}
+fi
+case "$codename" in
+  bookworm) grpc_lib=libgrpc29; clang_rt=libclang-rt-14-dev; nginx=nginx-light ;;
+  trixie) grpc_lib=libgrpc29t64; clang_rt=libclang-rt-dev; nginx=nginx ;;
+  *) die "unsupported system ($os_name): lbkit supports Debian 12 (bookworm) and Debian 13 (trixie), whose gRPC 1.51.1 it is built against" ;;
+esac
 
 PACKAGES=(
   build-essential cmake pkg-config dpkg-dev
@@ -22,9 +40,9 @@ PACKAGES=(
   # lbkit-istio (Istio YAML to service config)
   libyaml-cpp-dev
   # benchmarks: the sidecar model and the charts
-  nginx-light haproxy python3-matplotlib
+  "$nginx" haproxy python3-matplotlib
   # the fuzzers (tests/fuzz): clang with its libFuzzer and sanitizer runtimes
-  clang libclang-rt-14-dev
+  clang "$clang_rt"
   # lbkit-etcd's tests run a real etcd
   etcd-server etcd-client
   # tools the tests and scripts use
@@ -78,7 +96,7 @@ fi
 
 # The upstream version of the installed library, e.g. "1.51.1" from
 # "1.51.1-3+b1": a binNMU ("+b1") rebuilds the same source.
-lib_full=$(dpkg-query -W -f='${Version}' libgrpc29 2>/dev/null) || die "libgrpc29 is not installed"
+lib_full=$(dpkg-query -W -f='${Version}' "$grpc_lib" 2>/dev/null) || die "$grpc_lib is not installed"
 lib_upstream=${lib_full%%-*}
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lib_upstream" ]; then
@@ -88,20 +106,21 @@ fi
 
 [ "$(id -u)" = 0 ] || die "gRPC internal headers missing and not root: run as root"
 
-# A deb-src entry for bookworm main, from the same mirror as the machine's
+# A deb-src entry for the release's main, from the same mirror as the machine's
 # deb entry (a local mirror stays local), unless apt already finds sources.
 apt_update
 if [ -z "$(apt-cache showsrc grpc 2>/dev/null | head -n1)" ]; then
-  mirror=$(grep -rhsE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-             | grep -v security | awk '{print $2}' | head -n1)
-  [ -n "$mirror" ] || mirror=$(grep -hsE '^deb [a-z]+://' /etc/apt/sources.list \
-             | grep -v security | awk '{print $2}' | head -n1)
+  # (A minimal root has only /etc/apt/sources.list: no match is no error.)
+  mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
+             | awk '/^URIs:/ && !/security/ {print $2; exit}') || true
+  [ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list 2>/dev/null \
+             | awk '/^deb [a-z]+:\/\// && !/security/ {print $2; exit}') || true
   [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-  echo "bootstrap: enabling deb-src for bookworm main from $mirror"
+  echo "bootstrap: enabling deb-src for $codename main from $mirror"
   cat > /etc/apt/sources.list.d/lbkit-deb-src.sources <<SRC
 Types: deb-src
 URIs: $mirror
-Suites: bookworm bookworm-updates
+Suites: $codename $codename-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
@@ -115,7 +134,7 @@ src_full=$(apt-cache showsrc grpc 2>/dev/null | awk '/^Version:/{print $2}' | so
 src_upstream=${src_full%%-*}
 src_upstream=${src_upstream#*:}
 [ "$src_upstream" = "$lib_upstream" ] || \
-  die "installed libgrpc29 is $lib_full (upstream $lib_upstream) but the grpc source package is $src_full: the internal headers would not match the library's ABI"
+  die "installed $grpc_lib is $lib_full (upstream $lib_upstream) but the grpc source package is $src_full: the internal headers would not match the library's ABI"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

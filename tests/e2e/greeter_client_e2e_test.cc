@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/json/json.h"

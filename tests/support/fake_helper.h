@@ -14,6 +14,7 @@
 
 #include <grpc/event_engine/event_engine.h>
 
+#include "absl/strings/str_cat.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/address_utils/parse_address.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
