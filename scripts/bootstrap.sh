@@ -46,7 +46,7 @@ PACKAGES=(
   # lbkit-etcd's tests run a real etcd
   etcd-server etcd-client
   # tools the tests and scripts use
-  procps psmisc python3 curl
+  procps psmisc python3 curl openssl
 )
 
 need_install=()
