@@ -20,6 +20,9 @@ if [ "${1:-}" = --keep ]; then
   keep=${2:?--keep needs a directory}
 fi
 root=${keep:-$(mktemp -d /var/tmp/lbkit-trixie.XXXXXX)}
+# mktemp makes it 0700: inside the chroot that is "/", and apt's
+# unprivileged _apt user could then read nothing (not even resolv.conf).
+chmod 755 "$root"
 
 mounted=()
 cleanup() {
