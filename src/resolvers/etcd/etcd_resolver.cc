@@ -165,6 +165,12 @@ class EtcdResolver : public grpc_core::Resolver {
   void StartWatchLocked();
   void OnChannelLocked(absl::StatusOr<std::shared_ptr<grpc::Channel>> channel);
   void ScheduleRetryLocked();
+  // Runs `retry` on the WorkSerializer after `*backoff` (then doubled, at
+  // most `max`), unless `*timer` is already armed; ShutdownLocked cancels.
+  void ArmRetryLocked(
+      absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle>* timer,
+      std::chrono::milliseconds* backoff, std::chrono::milliseconds max,
+      void (EtcdResolver::*retry)());
   std::chrono::milliseconds retry_backoff_{1000};
   absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> retry_timer_;
   std::shared_ptr<grpc_event_engine::experimental::EventEngine> event_engine_;
@@ -220,16 +226,26 @@ void EtcdResolver::OnChannelLocked(absl::StatusOr<std::shared_ptr<grpc::Channel>
 }
 
 void EtcdResolver::ScheduleRetryLocked() {
+  ArmRetryLocked(&retry_timer_, &retry_backoff_, std::chrono::milliseconds(30000),
+                 &EtcdResolver::StartWatchLocked);
+}
+
+void EtcdResolver::ArmRetryLocked(
+    absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle>* timer,
+    std::chrono::milliseconds* backoff, std::chrono::milliseconds max,
+    void (EtcdResolver::*retry)()) {
+  if (timer->has_value()) return;
   if (event_engine_ == nullptr) {
     event_engine_ = grpc_event_engine::experimental::GetDefaultEventEngine();
   }
-  const auto delay = retry_backoff_;
-  retry_backoff_ = std::min(retry_backoff_ * 2, std::chrono::milliseconds(30000));
-  retry_timer_ = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
-                                          [self = RefAsSubclass()]() {
-                                            self->retry_timer_.reset();
-                                            self->StartWatchLocked();
-                                          });
+  const auto delay = *backoff;
+  *backoff = std::min(*backoff * 2, max);
+  // `timer` is a member: the reference the closure holds keeps it alive.
+  *timer = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
+                                    [self = RefAsSubclass(), timer, retry]() {
+                                      timer->reset();
+                                      (self.get()->*retry)();
+                                    });
 }
 
 void EtcdResolver::OnSnapshotLocked(const etcd::PrefixWatch::Snapshot& snapshot) {
@@ -345,17 +361,8 @@ void EtcdResolver::OnLookupsDoneLocked(std::vector<Lookup> lookups) {
 }
 
 void EtcdResolver::ScheduleLookupRetryLocked() {
-  if (lookup_timer_.has_value()) return;
-  if (event_engine_ == nullptr) {
-    event_engine_ = grpc_event_engine::experimental::GetDefaultEventEngine();
-  }
-  const auto delay = lookup_backoff_;
-  lookup_backoff_ = std::min(lookup_backoff_ * 2, std::chrono::milliseconds(120000));
-  lookup_timer_ = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
-                                           [self = RefAsSubclass()]() {
-                                             self->lookup_timer_.reset();
-                                             self->RetryFailedLookupsLocked();
-                                           });
+  ArmRetryLocked(&lookup_timer_, &lookup_backoff_, std::chrono::milliseconds(120000),
+                 &EtcdResolver::RetryFailedLookupsLocked);
 }
 
 void EtcdResolver::MarkFailedLocked(const std::string& key, const std::string& value,
