@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "lbkit/channel.h"
 #include "lbkit/istio.h"
@@ -72,12 +75,14 @@ TEST(IstioErrors, NameTheDocumentAndThePath) {
   struct Case {
     const char* yaml;
     const char* message;
+    const char* host = "";
   };
   const Case cases[] = {
       {"kind: DestinationRule\nspec: [unclosed\n",
        "malformed YAML at line 3, column 1: end of sequence flow not found"},
+      // Other kinds are skipped (with a warning); nothing is left.
       {"apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {}\n",
-       "document 1 (Service x): kind must be DestinationRule or VirtualService"},
+       "no DestinationRule or VirtualService in the input"},
       {"apiVersion: networking.istio.io/v2\nkind: DestinationRule\nspec: {host: a}\n",
        "document 1 (DestinationRule): apiVersion \"networking.istio.io/v2\" is not "
        "networking.istio.io/v1beta1 or v1"},
@@ -91,7 +96,7 @@ TEST(IstioErrors, NameTheDocumentAndThePath) {
        "not a duration (e.g. 10s, 1.5s, 100ms)"},
       {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
        "spec: {hosts: [a]}\n",
-       "no DestinationRule in the input"},
+       "no DestinationRule or VirtualService for host \"b\"", "b"},
       {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\n"
        "spec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n"
        "        distribute:\n        - to: {\"r/*\": 100}\n",
@@ -107,14 +112,14 @@ TEST(IstioErrors, NameTheDocumentAndThePath) {
        "lbkit_maglev LB policy config: [field:tableSize error:must be a prime number (e.g. "
        "65537, 131071, 5000011)]]"},
       // yaml-cpp 0.7's LoadAll never returns on these (found by the fuzzer).
-      {",", "no DestinationRule in the input"},
+      {",", "no DestinationRule or VirtualService in the input"},
       {"- a\n,\n", "document 1: not a YAML mapping"},
       {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nspec: {host: a}\n---\n,\n"
        "---\n- x\n",
        "document 3: not a YAML mapping"},
   };
   for (const Case& c : cases) {
-    auto result = TranslateIstio(c.yaml);
+    auto result = TranslateIstio(c.yaml, c.host);
     ASSERT_FALSE(result.ok()) << c.yaml;
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(std::string(result.status().message()), c.message) << c.yaml;

@@ -1,10 +1,17 @@
 #include "policies/common/hash_policy.h"
 
+#include <algorithm>
+#include <limits.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/types/optional.h"
 #include "algorithms/bounded_load.h"
 #include "algorithms/random.h"
 #include "algorithms/xxhash64.h"
@@ -47,11 +54,12 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
   // `endpoints` by lookup index; `ready` the indices of the READY ones.
   // `total_in_flight` is non-null when bounded load is on.
   HashPicker(std::shared_ptr<const HashLookup> lookup, std::vector<Endpoint*> endpoints,
-             std::vector<uint32_t> ready, std::string header, uint32_t balance_factor,
-             std::shared_ptr<std::atomic<int64_t>> total_in_flight)
+             std::vector<uint32_t> ready, std::string header, bool use_source_ip,
+             uint32_t balance_factor, std::shared_ptr<std::atomic<int64_t>> total_in_flight)
       : lookup_(std::move(lookup)),
         ready_(std::move(ready)),
         header_(std::move(header)),
+        client_hash_(use_source_ip ? absl::optional<uint64_t>(ClientHash()) : absl::nullopt),
         total_in_flight_(std::move(total_in_flight)) {
     candidate_of_.assign(endpoints.size(), kNotReady);
     std::vector<uint32_t> ready_weights;
@@ -67,7 +75,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
   }
 
   LoadBalancingPolicy::PickResult Pick(LoadBalancingPolicy::PickArgs args) override {
-    absl::optional<uint64_t> hash = RequestHash(header_, args);
+    absl::optional<uint64_t> hash = client_hash_.has_value() ? client_hash_ : RequestHash(header_, args);
     uint32_t e;
     if (hash.has_value()) {
       e = Walk(*hash);
@@ -115,6 +123,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
   const std::vector<uint32_t> ready_;
   std::vector<uint32_t> candidate_of_;  // endpoint index -> index in ready_
   const std::string header_;
+  const absl::optional<uint64_t> client_hash_;
   const std::shared_ptr<std::atomic<int64_t>> total_in_flight_;
   absl::optional<algorithms::BoundedLoad> bounded_;
 };
@@ -144,14 +153,30 @@ void ValidateHashBalanceFactor(uint32_t factor, grpc_core::ValidationErrors* err
   }
 }
 
-void ValidateHashFields(std::string* header, uint32_t balance_factor,
+void ValidateHashFields(std::string* header, bool use_source_ip, uint32_t balance_factor,
                         grpc_core::ValidationErrors* errors) {
   {
     grpc_core::ValidationErrors::ScopedField field(errors, ".requestHashHeader");
     if (!errors->FieldHasErrors()) ValidateHashHeader(header, errors);
   }
+  if (use_source_ip && !header->empty()) {
+    grpc_core::ValidationErrors::ScopedField field(errors, ".useSourceIp");
+    errors->AddError("hashes the client, requestHashHeader the call: set one of them");
+  }
   grpc_core::ValidationErrors::ScopedField field(errors, ".hashBalanceFactor");
   if (!errors->FieldHasErrors()) ValidateHashBalanceFactor(balance_factor, errors);
+}
+
+uint64_t ClientHash() {
+  static const uint64_t hash = [] {
+    char name[HOST_NAME_MAX + 1] = {};
+    if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
+      // No name: still one key for the whole process.
+      return algorithms::ThreadRandom();
+    }
+    return algorithms::Xxh64(std::string_view(name));
+  }();
+  return hash;
 }
 
 absl::optional<uint64_t> RequestHash(const std::string& header,
@@ -193,7 +218,7 @@ std::unique_ptr<LoadBalancingPolicy::SubchannelPicker> HashPolicy::MakeReadyPick
   }
   const uint32_t factor = hash_balance_factor();
   return std::make_unique<HashPicker>(std::move(lookup), std::move(all), std::move(ready_indices),
-                                      hash_header(), factor,
+                                      hash_header(), use_source_ip(), factor,
                                       factor == 0 ? nullptr : total_in_flight_);
 }
 

@@ -20,11 +20,14 @@
 #define LBKIT_POLICIES_COMMON_HASH_POLICY_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
@@ -41,13 +44,20 @@ void ValidateHashHeader(std::string* header, grpc_core::ValidationErrors* errors
 void ValidateHashBalanceFactor(uint32_t factor, grpc_core::ValidationErrors* errors);
 
 // The fields both hash policies take: requestHashHeader (lower-cased in
-// place) and hashBalanceFactor, each error under its field.
-void ValidateHashFields(std::string* header, uint32_t balance_factor,
+// place), useSourceIp and hashBalanceFactor, each error under its field.
+void ValidateHashFields(std::string* header, bool use_source_ip, uint32_t balance_factor,
                         grpc_core::ValidationErrors* errors);
 
 // The request's hash, or nullopt when the header is configured but absent.
 absl::optional<uint64_t> RequestHash(const std::string& header,
                                      grpc_core::LoadBalancingPolicy::PickArgs args);
+
+// useSourceIp: the hash of this client, the same for every call of the
+// process. Istio hashes the client's IP address; a process sees no address
+// of its own that its peers would agree on, so lbkit hashes the host name,
+// which in Kubernetes is the pod's name: one backend per client pod, as
+// with Istio.
+uint64_t ClientHash();
 
 // Picks over a lookup structure built once per endpoint set. `Lookup`
 // implementations map a hash to a starting position and walk positions.
@@ -67,6 +77,8 @@ class HashPolicy : public LeafPolicy {
   virtual std::shared_ptr<const HashLookup> BuildLookup(
       const std::vector<std::string>& keys, const std::vector<uint32_t>& weights) = 0;
   virtual const std::string& hash_header() const = 0;
+  // Every call hashes ClientHash() (Istio's useSourceIp).
+  virtual bool use_source_ip() const = 0;
   // 0 = bounded load off.
   virtual uint32_t hash_balance_factor() const = 0;
 

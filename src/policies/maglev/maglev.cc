@@ -1,9 +1,16 @@
 #include "policies/maglev/maglev.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 #include "algorithms/maglev.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/hash_policy.h"
@@ -28,6 +35,7 @@ using algorithms::MaglevTable;
 struct MaglevParams {
   absl::optional<HealthCheckParams> health_check;
   std::string request_hash_header;
+  bool use_source_ip = false;
   uint32_t hash_balance_factor = 0;  // off
   uint64_t table_size = MaglevTable::kDefaultSize;
 
@@ -36,6 +44,7 @@ struct MaglevParams {
         grpc_core::JsonObjectLoader<MaglevParams>()
             .OptionalField("healthCheck", &MaglevParams::health_check)
             .OptionalField("requestHashHeader", &MaglevParams::request_hash_header)
+            .OptionalField("useSourceIp", &MaglevParams::use_source_ip)
             .OptionalField("tableSize", &MaglevParams::table_size)
             .OptionalField("hashBalanceFactor", &MaglevParams::hash_balance_factor)
             .Finish();
@@ -44,7 +53,7 @@ struct MaglevParams {
 
   void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
                     ValidationErrors* errors) {
-    ValidateHashFields(&request_hash_header, hash_balance_factor, errors);
+    ValidateHashFields(&request_hash_header, use_source_ip, hash_balance_factor, errors);
     ValidationErrors::ScopedField field(errors, ".tableSize");
     if (errors->FieldHasErrors()) return;
     if (table_size > MaglevTable::kMaxSize) {
@@ -88,6 +97,7 @@ class Maglev : public HashPolicy {
     return std::make_shared<MaglevLookup>(MaglevTable::Build(keys, weights, params_.table_size));
   }
   const std::string& hash_header() const override { return params_.request_hash_header; }
+  bool use_source_ip() const override { return params_.use_source_ip; }
   uint32_t hash_balance_factor() const override { return params_.hash_balance_factor; }
 
   MaglevParams params_;

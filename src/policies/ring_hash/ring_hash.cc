@@ -1,7 +1,11 @@
 #include "policies/ring_hash/ring_hash.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "algorithms/ring_hash.h"
 #include "grpc_internal/abi_guard.h"
@@ -14,6 +18,10 @@
 #include "src/core/lib/json/json_object_loader.h"
 #include "src/core/lib/load_balancing/lb_policy_factory.h"
 #include "src/core/lib/load_balancing/lb_policy_registry.h"
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 
 namespace lbkit::policies {
 
@@ -29,6 +37,7 @@ constexpr uint32_t kMaxFixedEntries = 65536;
 struct RingHashParams {
   absl::optional<HealthCheckParams> health_check;
   std::string request_hash_header;
+  bool use_source_ip = false;
   uint32_t hash_balance_factor = 0;  // off
   uint64_t min_ring_size = 1024;
   uint64_t max_ring_size = 4096;
@@ -40,6 +49,7 @@ struct RingHashParams {
         grpc_core::JsonObjectLoader<RingHashParams>()
             .OptionalField("healthCheck", &RingHashParams::health_check)
             .OptionalField("requestHashHeader", &RingHashParams::request_hash_header)
+            .OptionalField("useSourceIp", &RingHashParams::use_source_ip)
             .OptionalField("minRingSize", &RingHashParams::min_ring_size)
             .OptionalField("maxRingSize", &RingHashParams::max_ring_size)
             .OptionalField("hashBalanceFactor", &RingHashParams::hash_balance_factor)
@@ -50,7 +60,7 @@ struct RingHashParams {
 
   void JsonPostLoad(const grpc_core::Json&, const grpc_core::JsonArgs&,
                     ValidationErrors* errors) {
-    ValidateHashFields(&request_hash_header, hash_balance_factor, errors);
+    ValidateHashFields(&request_hash_header, use_source_ip, hash_balance_factor, errors);
     for (auto [name, value] : {std::pair<const char*, uint64_t>{".minRingSize", min_ring_size},
                                {".maxRingSize", max_ring_size}}) {
       ValidationErrors::ScopedField field(errors, name);
@@ -113,6 +123,7 @@ class RingHash : public HashPolicy {
         keys, weights, params_.min_ring_size, params_.max_ring_size));
   }
   const std::string& hash_header() const override { return params_.request_hash_header; }
+  bool use_source_ip() const override { return params_.use_source_ip; }
   uint32_t hash_balance_factor() const override { return params_.hash_balance_factor; }
 
   RingHashParams params_;

@@ -2,11 +2,21 @@
 // key affinity, walking past endpoints that are not READY, and keys coming
 // back when their endpoint does.
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <ostream>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace lbkit {
 namespace {
@@ -86,6 +96,31 @@ TEST(HashPolicyConfig, ErrorsNameTheField) {
 }
 
 class HashPolicyTest : public ::testing::TestWithParam<Policy> {};
+
+// Istio's consistentHash.useSourceIp: every call of this client, with or
+// without headers, reaches one backend, and a new picker (endpoints
+// updated) keeps it there.
+TEST(HashPolicyUseSourceIp, EveryCallOfTheProcessSticksToOneEndpoint) {
+  for (const char* name : {"lbkit_ring_hash", "lbkit_maglev"}) {
+    SCOPED_TRACE(name);
+    PolicyHarness h(name);
+    ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), R"({"useSourceIp": true})").ok());
+    for (const auto& a : kAddresses) h.SetState(a, GRPC_CHANNEL_READY);
+    std::set<std::string> reached;
+    for (int i = 0; i < 100; ++i) {
+      reached.insert(h.Pick());
+      reached.insert(PickFor(h, "user-" + std::to_string(i)));
+    }
+    ASSERT_EQ(reached.size(), 1u);
+    ASSERT_TRUE(h.Update(MakeAddresses(kAddresses), R"({"useSourceIp": true})").ok());
+    EXPECT_EQ(h.Pick(), *reached.begin());
+  }
+  auto both = ParseConfig("lbkit_ring_hash", R"({"useSourceIp": true, "requestHashHeader": "x"})");
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(std::string(both.status().message()),
+            "errors validating lbkit_ring_hash LB policy config: [field:useSourceIp "
+            "error:hashes the client, requestHashHeader the call: set one of them]");
+}
 
 TEST_P(HashPolicyTest, KeysStickAndSpread) {
   PolicyHarness h(GetParam().name);
