@@ -12,6 +12,13 @@
 #include "benchmarks/bench_main.h"
 #include "benchmarks/picker_fixtures.h"
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace lbkit::bench {
 namespace {
 

@@ -10,6 +10,7 @@
 // RESULTS.md. Endpoint i is "10.0.<i/256>.<i%256>:50051", key k "user-<k>".
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "algorithms/bounded_load.h"

@@ -6,10 +6,17 @@
 //
 //   build/benchmarks/lbkit_memory_benchmark --benchmark_format=json
 
+#include <algorithm>
+#include <cstdint>
 #include <malloc.h>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "benchmarks/bench_main.h"
 #include "benchmarks/picker_fixtures.h"
+
+#include "absl/strings/str_cat.h"
 
 namespace lbkit::bench {
 namespace {

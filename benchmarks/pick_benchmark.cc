@@ -4,12 +4,18 @@
 //
 //   build/benchmarks/lbkit_pick_benchmark --benchmark_format=json
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "stats/stats.h"
 
 #include "benchmarks/bench_main.h"

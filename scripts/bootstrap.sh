@@ -48,6 +48,9 @@ PACKAGES=(
   # tools the tests and scripts use
   procps psmisc python3 curl openssl
 )
+# The include check (scripts/check-includes.py) runs on Debian 12, whose
+# iwyu matches its clang 14 (docs/platforms.md).
+[ "$codename" = bookworm ] && PACKAGES+=(iwyu)
 
 need_install=()
 for p in "${PACKAGES[@]}"; do

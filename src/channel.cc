@@ -3,7 +3,11 @@
 #include <grpc/grpc.h>
 #include <grpcpp/create_channel.h>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 #include "grpc_internal/abi_guard.h"
 #include "lbkit/lbkit.h"
 #include "src/core/lib/channel/channel_args.h"

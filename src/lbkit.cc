@@ -1,5 +1,6 @@
 #include "lbkit/lbkit.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include <cstdlib>
@@ -8,10 +9,12 @@
 #include <grpc/support/log.h>
 
 #include "absl/base/call_once.h"
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
 #include "policies/register.h"

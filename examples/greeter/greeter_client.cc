@@ -11,6 +11,7 @@
 // created.
 
 #include <grpcpp/grpcpp.h>
+#include <ratio>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,10 +37,13 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "greeter.grpc.pb.h"
 #include "lbkit/channel.h"
 #include "lbkit/lbkit.h"

@@ -9,15 +9,20 @@
 // fails.
 
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "greeter.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "The server, e.g. 127.0.0.1:50051 (required).");

@@ -14,12 +14,16 @@
 #define LBKIT_ALGORITHMS_LOCALITY_H_
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace lbkit::algorithms {

@@ -1,6 +1,7 @@
 #include "common/async_queue.h"
 
 #include <thread>
+#include <utility>
 
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/iomgr/exec_ctx.h"

@@ -1,6 +1,7 @@
 #include "common/detached_work.h"
 
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "grpc_internal/abi_guard.h"

@@ -3,6 +3,11 @@
 #include "src/core/lib/iomgr/closure.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
 
+#include "absl/status/status.h"
+
+#include <type_traits>
+#include <utility>
+
 namespace lbkit {
 
 void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& serializer,

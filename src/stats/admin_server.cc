@@ -4,9 +4,12 @@
 #include <civetweb.h>
 
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "lbkit/stats.h"
 #include "stats/stats.h"

@@ -3,9 +3,14 @@
 // Debian's `xxhsum -H1`, the rest derived by hand from them (see comments)
 // or taken from Envoy's ring_hash_lb.cc and maglev_lb.cc.
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "algorithms/maglev.h"
 #include "algorithms/ring_hash.h"

@@ -2,7 +2,11 @@
 // gets back, and that the channel is unharmed afterwards. docs/bad-input.md
 // lists these with the rest of the bad-input tour.
 
+#include <chrono>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"

@@ -3,12 +3,24 @@
 // EtcdRegistration), and a client channel on lbkit-etcd://. Times are
 // printed, never asserted: waits are bounded loops.
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <ratio>
+#include <string>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"

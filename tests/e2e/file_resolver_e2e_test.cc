@@ -2,8 +2,14 @@
 // rewrites (atomic rename and in-place truncate-then-write) while calls keep
 // flowing, and a corrupt write leaves traffic on the last good set.
 
+#include <algorithm>
 #include <fcntl.h>
+#include <map>
+#include <memory>
+#include <ratio>
+#include <set>
 #include <stdio.h>
+#include <string>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,9 +19,13 @@
 #include <thread>
 
 #include <sys/stat.h>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "resolvers/file/file_resolver.h"
 #include "tests/support/backend_process.h"

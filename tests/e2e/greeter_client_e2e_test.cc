@@ -1,11 +1,19 @@
 // The example client as users and the benchmarks run it: greeter_client
 // --json against greeter_server processes, its report parsed.
 
+#include <algorithm>
+#include <map>
+#include <memory>
 #include <stdio.h>
 #include <sys/wait.h>
 
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "grpc_internal/abi_guard.h"

@@ -3,12 +3,23 @@
 // backends: each key on exactly one backend; a killed backend's keys, and
 // only its keys, move; when it returns on the same address they come back.
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/json/json.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/client_process.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace lbkit {
 namespace {

@@ -6,15 +6,24 @@
 // own credentials: with the plaintext checks of old, every TLS backend
 // looked unhealthy and every call failed.
 
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <ratio>
 #include <signal.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/greeter_calls.h"
 #include "tests/support/test_certs.h"
+
+#include "absl/strings/str_cat.h"
 
 namespace lbkit {
 namespace {

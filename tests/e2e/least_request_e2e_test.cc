@@ -1,7 +1,16 @@
 // lbkit_least_request end to end: a slow backend loses share, and
 // long-lived streams count as load.
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <grpcpp/grpcpp.h>
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "grpc_internal/abi_guard.h"
@@ -10,6 +19,9 @@
 #include "tests/support/client_process.h"
 #include "tests/support/fake_resolver.h"
 #include "tests/support/greeter_calls.h"
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 
 namespace lbkit {
 namespace {

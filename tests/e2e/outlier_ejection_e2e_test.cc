@@ -5,16 +5,30 @@
 // outlier_detection_experimental (failure percentage, 1 s interval) in the
 // same run; maxEjectionPercent and minHealthPercent hold with 3 of 4 failing.
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ratio>
+#include <set>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/greeter_calls.h"
+
+#include "absl/strings/str_cat.h"
 
 namespace lbkit {
 namespace {

@@ -2,13 +2,19 @@
 // the process (as CoreConfiguration::RegisterBuilder would): it reports
 // FAILED_PRECONDITION, and stays consistent on later calls.
 
+#include <algorithm>
+#include <cstddef>
 #include <grpcpp/grpcpp.h>
 
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "lbkit/lbkit.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace {
 

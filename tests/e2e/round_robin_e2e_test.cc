@@ -1,14 +1,23 @@
 // lbkit_round_robin end to end: greeter_server processes on 127.0.0.1, the
 // real gRPC client channel and resolvers.
 
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
 #include <signal.h>
 
 #include <grpcpp/grpcpp.h>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/fake_resolver.h"
 #include "tests/support/greeter_calls.h"
+
+#include "absl/strings/str_cat.h"
 
 namespace lbkit {
 namespace {

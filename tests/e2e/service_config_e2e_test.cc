@@ -3,11 +3,16 @@
 // message names the field.
 
 #include <grpcpp/grpcpp.h>
+#include <memory>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "lbkit/channel.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/greeter_calls.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace lbkit {
 namespace {

@@ -1,11 +1,20 @@
 // lbkit-static end to end: endpoints, weights and errors from the target URI.
 
+#include <algorithm>
+#include <chrono>
 #include <grpcpp/grpcpp.h>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/support/backend_process.h"
 #include "tests/support/fake_names.h"
 #include "tests/support/greeter_calls.h"
+
+#include "absl/strings/str_cat.h"
 
 namespace lbkit {
 namespace {

@@ -2,12 +2,22 @@
 // counts in the dump equal what the servers answered, and a scrape with curl
 // returns the metrics.
 
+#include <algorithm>
+#include <cstdint>
+#include <memory>
 #include <signal.h>
 #include <stdio.h>
 
 #include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lbkit/stats.h"
 #include "src/core/lib/json/json.h"

@@ -2,11 +2,22 @@
 // canary split over lbkit-static labels, and overflow failing fast with
 // RESOURCE_EXHAUSTED under 16 callers against a limit of 4.
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include <signal.h>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"

@@ -2,12 +2,17 @@
 // names is known to gRPC's registry, and calling it again, from several
 // threads, changes nothing.
 
+#include <cstddef>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "lbkit/lbkit.h"
 #include "tests/support/fake_helper.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace lbkit {
 namespace {

@@ -3,8 +3,15 @@
 
 #include "resolvers/common/endpoint_spec.h"
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+#include <map>
+#include <memory>
 
 namespace lbkit::resolvers {
 namespace {

@@ -3,9 +3,17 @@
 
 #include "resolvers/file/endpoints_file.h"
 
+#include <cstddef>
+#include <map>
+#include <memory>
 #include <random>
 
 #include "gtest/gtest.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 
 namespace lbkit::resolvers {
 namespace {

@@ -5,6 +5,12 @@
 #include "resolvers/etcd/etcd_resolver.h"
 #include "resolvers/file/endpoints_file.h"
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include <map>
+#include <string>
+
 namespace lbkit::resolvers {
 namespace {
 

@@ -30,7 +30,9 @@
 // status is non-zero if any is still outstanding.
 
 #include <dirent.h>
+#include <iterator>
 #include <malloc.h>
+#include <ratio>
 #include <sys/resource.h>
 #include <grpc/grpc.h>
 #include <grpc/support/alloc.h>
@@ -51,14 +53,18 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "examples/greeter/status_codes.h"
 #include "greeter.grpc.pb.h"
 #include "lbkit/channel.h"

@@ -8,7 +8,10 @@
 #include <set>
 #include <sstream>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "lbkit/stats.h"
 #include "src/core/lib/json/json.h"

@@ -1,5 +1,6 @@
 #include "tests/support/backend_process.h"
 
+#include <cerrno>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>

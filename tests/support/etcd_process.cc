@@ -1,6 +1,7 @@
 #include "tests/support/etcd_process.h"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,8 +15,11 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "resolvers/etcd/etcd_client.h"
 
 extern char** environ;

@@ -2,10 +2,14 @@
 // before gRPC builds its configuration, and gRPC must be initialised for
 // pollsets and ExecCtx.
 
+#include <cstdio>
 #include <grpc/grpc.h>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "lbkit/lbkit.h"
+
+#include "absl/status/status.h"
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

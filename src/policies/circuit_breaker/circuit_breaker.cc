@@ -1,12 +1,21 @@
 #include "policies/circuit_breaker/circuit_breaker.h"
 
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/variant.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
 #include "policies/common/endpoint_list.h"

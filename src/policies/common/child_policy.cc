@@ -2,7 +2,9 @@
 
 #include <map>
 #include <set>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "policies/common/serving_count.h"
 #include "src/core/ext/filters/client_channel/lb_policy/child_policy_handler.h"
@@ -12,6 +14,9 @@
 #include "src/core/lib/iomgr/pollset_set.h"
 #include "src/core/lib/load_balancing/lb_policy_registry.h"
 #include "src/core/lib/load_balancing/subchannel_interface.h"
+
+#include "absl/status/statusor.h"
+#include "absl/types/variant.h"
 
 namespace lbkit::policies {
 

@@ -22,10 +22,12 @@
 #ifndef LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
 #define LBKIT_POLICIES_COMMON_CHILD_POLICY_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/channel/channel_args.h"
@@ -36,6 +38,9 @@
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
 #include "src/core/lib/resolver/server_address.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace lbkit::policies {
 

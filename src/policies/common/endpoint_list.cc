@@ -1,7 +1,14 @@
 #include "policies/common/endpoint_list.h"
 
+#include <algorithm>
+#include <map>
+#include <type_traits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/meta/type_traits.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "algorithms/locality.h"
 #include "common/endpoint_attributes.h"

@@ -22,12 +22,16 @@
 #define LBKIT_POLICIES_COMMON_ENDPOINT_LIST_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 #include "algorithms/peak_ewma.h"
 #include "policies/common/health_check.h"
 #include "stats/stats.h"

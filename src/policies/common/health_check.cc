@@ -1,5 +1,8 @@
 #include "policies/common/health_check.h"
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpcpp/channel.h>
@@ -7,10 +10,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "common/async_queue.h"
 #include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/iomgr/closure.h"

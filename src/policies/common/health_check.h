@@ -18,10 +18,13 @@
 #ifndef LBKIT_POLICIES_COMMON_HEALTH_CHECK_H_
 #define LBKIT_POLICIES_COMMON_HEALTH_CHECK_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
 #include "algorithms/health_thresholds.h"
 #include "common/work_serializer_hop.h"

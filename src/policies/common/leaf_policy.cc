@@ -1,7 +1,9 @@
 #include "policies/common/leaf_policy.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "policies/common/policy_factory.h"
 

@@ -24,6 +24,10 @@
 #include "policies/common/health_check.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+
 namespace lbkit::policies {
 
 class LeafPolicy : public grpc_core::LoadBalancingPolicy,

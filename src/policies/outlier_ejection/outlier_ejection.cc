@@ -1,15 +1,26 @@
 #include "policies/outlier_ejection/outlier_ejection.h"
 
+#include <algorithm>
+#include <atomic>
 #include <bitset>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+#include "absl/types/variant.h"
 #include "algorithms/outlier_ejection.h"
 #include "algorithms/random.h"
 #include "grpc_internal/abi_guard.h"

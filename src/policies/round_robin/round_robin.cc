@@ -12,12 +12,18 @@
 
 #include "policies/round_robin/round_robin.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 #include "algorithms/round_robin.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"

@@ -1,16 +1,24 @@
 #include "policies/weighted_subsets/weighted_subsets.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "algorithms/smooth_wrr.h"
 #include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"

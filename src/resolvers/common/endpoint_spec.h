@@ -10,11 +10,13 @@
 #ifndef LBKIT_RESOLVERS_COMMON_ENDPOINT_SPEC_H_
 #define LBKIT_RESOLVERS_COMMON_ENDPOINT_SPEC_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/endpoint_attributes.h"

@@ -1,5 +1,6 @@
 #include "resolvers/etcd/etcd_client.h"
 
+#include <algorithm>
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 #include <grpcpp/create_channel.h>
@@ -7,16 +8,24 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/async_queue.h"
 #include "resolvers/common/endpoint_spec.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <ratio>
 #include <sys/socket.h>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace lbkit::etcd {
 

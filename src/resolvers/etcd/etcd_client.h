@@ -18,6 +18,7 @@
 #ifndef LBKIT_RESOLVERS_ETCD_ETCD_CLIENT_H_
 #define LBKIT_RESOLVERS_ETCD_ETCD_CLIENT_H_
 
+#include <cstdint>
 #include <grpcpp/channel.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/generic/generic_stub.h>

@@ -1,17 +1,27 @@
 #include "resolvers/etcd/etcd_resolver.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <ratio>
 #include <set>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
 #include "common/detached_work.h"
 #include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"

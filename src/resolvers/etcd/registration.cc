@@ -6,11 +6,25 @@
 #include "lbkit/etcd.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <ratio>
+#include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "resolvers/common/endpoint_spec.h"

@@ -17,9 +17,14 @@
 
 #include "resolvers/file/file_resolver.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <map>
 #include <poll.h>
+#include <string>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <type_traits>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,11 +35,17 @@
 #include <sstream>
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
 #include "grpc_internal/abi_guard.h"
 #include "resolvers/file/endpoints_file.h"
 #include "resolvers/register.h"

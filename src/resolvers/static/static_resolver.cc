@@ -1,13 +1,21 @@
 #include "resolvers/static/static_resolver.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <ratio>
+#include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/types/optional.h"
 #include "common/detached_work.h"
 #include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"

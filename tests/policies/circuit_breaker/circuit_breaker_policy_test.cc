@@ -2,11 +2,17 @@
 // overflow fails the pick at once (a drop: no queueing, no retry) with
 // RESOURCE_EXHAUSTED, and places come back when calls end or never start.
 
+#include <algorithm>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/variant.h"
 #include "gtest/gtest.h"
 #include "lbkit/stats.h"
 #include "tests/support/fake_helper.h"

@@ -2,11 +2,24 @@
 // counting through the call tracker, and what survives picker rebuilds and
 // resolver updates.
 
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "algorithms/random.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/variant.h"
 
 namespace lbkit {
 namespace {

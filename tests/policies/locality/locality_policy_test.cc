@@ -4,13 +4,21 @@
 // Expected shares come from src/algorithms/locality.h's formulas worked by
 // hand (tests/algorithms/locality_test.cc checks those against Envoy).
 
+#include <cstdlib>
 #include <map>
+#include <memory>
+#include <ostream>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/endpoint_attributes.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"

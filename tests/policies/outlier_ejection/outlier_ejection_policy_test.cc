@@ -3,11 +3,18 @@
 // growing with each ejection, the ejection budget, interval-based failure
 // percentage and success rate, and local-origin failures.
 
+#include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/variant.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 

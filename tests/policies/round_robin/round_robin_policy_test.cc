@@ -2,9 +2,19 @@
 // connectivity and checks the states, pickers and subchannel reuse the policy
 // produces.
 
+#include <algorithm>
+#include <map>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+#include "absl/types/variant.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 

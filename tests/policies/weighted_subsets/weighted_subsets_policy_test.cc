@@ -4,8 +4,15 @@
 
 #include <map>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/variant.h"
 #include "common/endpoint_attributes.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
