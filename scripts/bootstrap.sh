@@ -35,6 +35,8 @@ PACKAGES=(
   build-essential cmake pkg-config dpkg-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
+  # lbkit_routes' regular expressions
+  libre2-dev
   # the admin server (lbkit::AdminServer)
   libcivetweb-dev
   # lbkit-istio (Istio YAML to service config)

@@ -8,9 +8,11 @@
 
 #include "lbkit/istio.h"
 
+#include <grpcpp/support/channel_arguments.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -106,58 +108,146 @@ std::string Duration(const YAML::Node& node, const std::string& path) {
   return out + "s";
 }
 
+int64_t DurationMillis(const YAML::Node& node, const std::string& path) {
+  const std::string text = Duration(node, path);
+  double seconds = 0;
+  absl::SimpleAtod(absl::string_view(text).substr(0, text.size() - 1), &seconds);
+  return static_cast<int64_t>(std::llround(seconds * 1000));
+}
+
 Json::Object Policy(const std::string& name, Json::Object config) {
   return Json::Object{{name, Json(std::move(config))}};
 }
 
 class Translator {
  public:
-  explicit Translator(std::vector<std::string>* warnings) : warnings_(warnings) {}
+  Translator(std::vector<std::string>* warnings, std::map<std::string, int>* channel_args, int port)
+      : warnings_(warnings), channel_args_(channel_args), port_(port) {}
 
   // The policy chain (a loadBalancingConfig list) for `tp`, or for `tp`'s
   // sections overridden by `over` (a subset's trafficPolicy).
   Json::Array Chain(const YAML::Node& tp, const YAML::Node& over, const std::string& path,
                     const std::string& over_path) {
-    // A section a policy does not set is undefined, never a null node:
-    // `if (node)` is how every caller tells "absent" (YAML::Node() is a
-    // defined null, which once turned a rule without trafficPolicy into
-    // outlier ejection nobody asked for).
-    auto pick = [&](const char* key, std::string* where) -> YAML::Node {
-      if (over && over.IsMap() && over[key]) {
-        *where = absl::StrCat(over_path, ".", key);
-        return over[key];
+    // The sections in effect, as Istio merges them for the port the client
+    // calls: the rule's, then its port's entry (which replaces all four:
+    // port-level settings do not inherit), then the subset's section by
+    // section, then the subset's port entry. A section no policy sets is
+    // undefined, never a null node: `if (node)` is how every caller tells
+    // "absent" (YAML::Node() is a defined null, which once turned a rule
+    // without trafficPolicy into outlier ejection nobody asked for).
+    static const char* const kSections[] = {"loadBalancer", "outlierDetection", "connectionPool",
+                                            "tls"};
+    std::map<std::string, std::pair<YAML::Node, std::string>> in_effect;
+    auto apply = [&](const YAML::Node& from, const std::string& p, bool replace_all) {
+      if (!from || !from.IsMap()) return;
+      for (const char* key : kSections) {
+        if (from[key]) {
+          in_effect[key] = {from[key], absl::StrCat(p, ".", key)};
+        } else if (replace_all) {
+          in_effect.erase(key);
+        }
       }
-      *where = absl::StrCat(path, ".", key);
-      if (tp && tp.IsMap() && tp[key]) return tp[key];
-      return YAML::Node(YAML::NodeType::Undefined);
     };
-    for (const YAML::Node* node : {&tp, &over}) {
+    std::string port_path;
+    apply(tp, path, false);
+    const YAML::Node tp_port = PortSettings(tp, path, &port_path);
+    apply(tp_port, port_path, true);
+    apply(over, over_path, false);
+    const YAML::Node over_port = PortSettings(over, over_path, &port_path);
+    apply(over_port, port_path, true);
+    auto section = [&](const char* key, std::string* where) -> YAML::Node {
+      auto it = in_effect.find(key);
+      if (it == in_effect.end()) return YAML::Node(YAML::NodeType::Undefined);
+      *where = it->second.second;
+      return it->second.first;
+    };
+    for (const YAML::Node* node : {&tp, &over, &tp_port, &over_port}) {
       if (!*node || !node->IsMap()) continue;
-      const std::string& p = node == &tp ? path : over_path;
+      const std::string& p = node == &tp ? path : node == &over ? over_path : port_path;
       for (const auto& entry : *node) {
         const std::string key = entry.first.Scalar();
-        if (key == "loadBalancer" || key == "outlierDetection" || key == "connectionPool") continue;
-        if (key == "tls") {
-          Warn(p + ".tls", "not carried over: transport security is the channel's credentials "
-                           "(grpc::SslCredentials), not the balancing policy's");
-        } else if (key == "portLevelSettings") {
-          Warn(p + ".portLevelSettings", "not carried over: a channel talks to one port; write "
-                                         "the port's settings at the top level");
+        if (std::find(std::begin(kSections), std::end(kSections), key) != std::end(kSections) ||
+            key == "port") {
+          continue;
+        }
+        if (key == "portLevelSettings") {
+          if (port_ == 0) {
+            Warn(p + ".portLevelSettings",
+                 "not carried over: give the Service port the client calls (lbkit-istio "
+                 "--port=N, IstioOptions::port) to apply its entry, as Istio does");
+          }
         } else {
           Warn(p + "." + key, "not carried over: lbkit has no equivalent");
         }
       }
     }
-    std::string lb_path, od_path, cp_path;
-    const YAML::Node lb = pick("loadBalancer", &lb_path);
-    const YAML::Node od = pick("outlierDetection", &od_path);
-    const YAML::Node cp = pick("connectionPool", &cp_path);
+    std::string lb_path, od_path, cp_path, tls_path;
+    const YAML::Node lb = section("loadBalancer", &lb_path);
+    const YAML::Node od = section("outlierDetection", &od_path);
+    const YAML::Node cp = section("connectionPool", &cp_path);
+    if (section("tls", &tls_path)) {
+      Warn(tls_path, "not carried over: transport security is the channel's credentials "
+                     "(grpc::SslCredentials), not the balancing policy's");
+    }
 
     Json::Object policy = Leaf(lb, lb_path);
     policy = Locality(lb, lb_path, od, od_path, std::move(policy));
     if (od) policy = Outlier(od, od_path, policy);
     if (cp) policy = Breaker(cp, cp_path, policy);
     return Json::Array{Json(std::move(policy))};
+  }
+
+  // A channel argument Istio's connection settings map to. A channel has
+  // one value: the first rule that sets it wins, and a differing value
+  // elsewhere (another subset's) is named.
+  void ChannelArg(const std::string& name, int64_t value, const std::string& path) {
+    const int v = static_cast<int>(std::min<int64_t>(value, INT32_MAX));
+    auto [it, inserted] = channel_args_->emplace(name, v);
+    if (!inserted && it->second != v) {
+      Warn(path, absl::StrCat("the channel argument ", name, " has one value per channel: ",
+                              it->second, " (set first) is kept"));
+    }
+  }
+
+  // TCP keepalive becomes gRPC's HTTP/2 keepalive: a PING after `time` idle,
+  // the connection dead after interval x probes without an answer (what the
+  // TCP probes would take), on idle connections too.
+  void Keepalive(const YAML::Node& ka, const std::string& path) {
+    if (!ka.IsMap()) throw Error{path + ": must be a mapping"};
+    // Linux's defaults, which Istio leaves in place for absent fields.
+    int64_t time_ms = 7200 * 1000, interval_ms = 75 * 1000, probes = 9;
+    if (ka["time"]) time_ms = DurationMillis(ka["time"], path + ".time");
+    if (ka["interval"]) interval_ms = DurationMillis(ka["interval"], path + ".interval");
+    if (ka["probes"]) probes = Integer(ka["probes"], path + ".probes");
+    if (probes < 1) throw Error{path + ".probes: must be at least 1"};
+    ChannelArg("grpc.keepalive_time_ms", time_ms, path);
+    ChannelArg("grpc.keepalive_timeout_ms", interval_ms * probes, path);
+    ChannelArg("grpc.keepalive_permit_without_calls", 1, path);
+    if (time_ms < 300 * 1000) {
+      Warn(path + ".time", "carried over as gRPC keepalive PINGs: a gRPC server accepts them "
+                           "this often only if it allows it (grpc.http2.min_ping_interval_"
+                           "without_data_ms, 5 min by default, and grpc.keepalive_permit_"
+                           "without_calls); otherwise it closes the connection (too_many_pings)");
+    }
+  }
+
+  // The entry of `policy.portLevelSettings` for the client's port, or an
+  // undefined node.
+  YAML::Node PortSettings(const YAML::Node& policy, const std::string& path, std::string* where) {
+    YAML::Node none(YAML::NodeType::Undefined);
+    if (port_ == 0 || !policy || !policy.IsMap() || !policy["portLevelSettings"]) return none;
+    const YAML::Node list = policy["portLevelSettings"];
+    if (!list.IsSequence()) throw Error{path + ".portLevelSettings: must be a list"};
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string p = absl::StrCat(path, ".portLevelSettings[", i, "]");
+      const YAML::Node port = list[i]["port"];
+      if (!port || !port["number"]) throw Error{p + ".port.number: missing"};
+      if (Integer(port["number"], p + ".port.number") == port_) {
+        *where = p;
+        return list[i];
+      }
+    }
+    return none;
   }
 
   // Once each: a trafficPolicy shared by several subsets is translated
@@ -212,9 +302,17 @@ class Translator {
       // to one backend: lbkit hashes a key fixed for the process.
       config["useSourceIp"] = Json(true);
     }
-    if (ch["httpCookie"]) {
-      Warn(path + ".httpCookie", "not carried over: gRPC calls carry no cookies; every call "
-                                 "hashes a random value (hash a header with httpHeaderName)");
+    if (ch["httpCookie"] && ch["httpCookie"].IsMap() && ch["httpCookie"]["ttl"]) {
+      // With a ttl, Envoy makes the cookie from the client's connection
+      // when a call has none; a gRPC client keeps no cookies, so all its
+      // calls land on one backend, which is what useSourceIp does.
+      config["useSourceIp"] = Json(true);
+      Warn(path + ".httpCookie", "carried over as useSourceIp: a gRPC client keeps no cookies, "
+                                 "so Envoy would make one per connection and the client would "
+                                 "stick to one backend");
+    } else if (ch["httpCookie"]) {
+      Warn(path + ".httpCookie", "not carried over: gRPC calls carry no cookies, and without a "
+                                 "ttl Envoy makes none; every call hashes a random value");
     }
     if (ch["httpQueryParameterName"]) {
       Warn(path + ".httpQueryParameterName",
@@ -293,20 +391,39 @@ class Translator {
         Json::Array keys;
         size_t i = 0;
         for (const auto& key : ls["failoverPriority"]) {
-          keys.push_back(Json(Scalar(key, absl::StrCat(path, ".failoverPriority[", i++, "]"))));
+          const std::string kp = absl::StrCat(path, ".failoverPriority[", i++, "]");
+          const std::string k = Scalar(key, kp);
+          if ((absl::StartsWith(k, "topology.istio.io/cluster") ||
+               absl::StartsWith(k, "topology.istio.io/network")) &&
+              k.find('=') == std::string::npos) {
+            Warn(kp, "Istio takes the client's and the endpoints' values from the proxies' "
+                     "metadata; lbkit from lbkit_locality's clientLabels and the endpoints' "
+                     "labels, so add both or this key compares empty values");
+          }
+          keys.push_back(Json(k));
         }
         config["failoverPriority"] = Json(std::move(keys));
       }
-      if (!ls) {
-        Warn(od_path, "Istio's mesh default (localityLbSetting.enabled: true) turns on "
-                      "locality failover with outlier detection: lbkit_locality added");
-      }
+    }
+    if (od) {
+      // With outlier detection Istio sets Envoy's panic threshold to
+      // minHealthPercent, 0 (never panic) unless given.
+      config["panicThreshold"] =
+          Json(od.IsMap() && od["minHealthPercent"]
+                   ? Integer(od["minHealthPercent"], od_path + ".minHealthPercent")
+                   : 0);
     }
     config["childPolicy"] = Json(Json::Array{Json(std::move(child))});
-    Warn(ls ? path : od_path,
-         "the client's own locality comes from the LBKIT_LOCALITY environment "
-         "variable (or a \"locality\" field added to lbkit_locality), not from the "
-         "proxy's node metadata");
+    constexpr char kClientLocality[] =
+        "the client's own locality comes from the LBKIT_LOCALITY environment variable (or a "
+        "\"locality\" field added to lbkit_locality), not from the proxy's node metadata";
+    if (ls) {
+      Warn(path, kClientLocality);
+    } else {
+      Warn(od_path, absl::StrCat("Istio's mesh default (localityLbSetting.enabled: true) turns "
+                                 "on locality failover with outlier detection: lbkit_locality "
+                                 "added; ", kClientLocality));
+    }
     return Policy("lbkit_locality", std::move(config));
   }
 
@@ -325,7 +442,9 @@ class Translator {
       bool known = false;
       for (const auto& [from, to] : kCounts) {
         if (key == from) {
-          config[to] = Json(Integer(entry.second, p));
+          const int64_t n = Integer(entry.second, p);
+          // Istio passes maxEjectionPercent on only when above 0.
+          if (key != std::string("maxEjectionPercent") || n > 0) config[to] = Json(n);
           known = true;
         }
       }
@@ -355,18 +474,10 @@ class Translator {
   Json::Object Breaker(const YAML::Node& cp, const std::string& path, Json::Object child) {
     // Why each connection-pool field has no lbkit equivalent.
     static const std::map<std::string, const char*> kReasons = {
-        {"tcp.connectTimeout",
-         "not carried over: a connect timeout is the channel's, not the balancing policy's; set "
-         "the channel argument grpc.min_reconnect_backoff_ms (gRPC's minimum connect timeout, "
-         "20 s by default)"},
-        {"tcp.tcpKeepalive",
-         "not carried over: set the channel arguments grpc.keepalive_time_ms and "
-         "grpc.keepalive_timeout_ms instead"},
         {"tcp.maxConnections", "not carried over: gRPC keeps one connection per endpoint"},
         {"tcp.maxConnectionDuration",
          "not carried over: gRPC clients do not age connections out (a server can, with "
          "grpc.max_connection_age_ms)"},
-        {"tcp.idleTimeout", "not carried over: set the channel argument grpc.client_idle_timeout_ms"},
         {"http.http1MaxPendingRequests",
          "not carried over: gRPC queues calls inside the channel without a limit"},
         {"http.maxRequestsPerConnection",
@@ -394,10 +505,20 @@ class Translator {
           if (n < 0) throw Error{p + ": must not be negative"};
           // 0 is protobuf's "unset": Istio's default, no limit.
           if (n > 0) max_requests = n;
-        } else if (s == "http" && key == "idleTimeout") {
-          Warn(p, absl::StrCat("not carried over: set the channel argument "
-                               "grpc.client_idle_timeout_ms instead (", Duration(entry.second, p),
-                               ")"));
+        } else if (key == "idleTimeout") {
+          // Envoy closes a connection idle that long; a gRPC channel idle
+          // that long goes IDLE and closes its connections (1 s at least).
+          const int64_t ms = DurationMillis(entry.second, p);
+          if (ms < 1000) Warn(p, "gRPC's idle timeout is 1 s at the least: 1 s is used");
+          ChannelArg("grpc.client_idle_timeout_ms", std::max<int64_t>(1000, ms), p);
+        } else if (s == "tcp" && key == "connectTimeout") {
+          // gRPC gives each connection attempt at least this long (and at
+          // least its current back-off interval); 100 ms at the least.
+          const int64_t ms = DurationMillis(entry.second, p);
+          if (ms < 100) Warn(p, "gRPC gives a connection attempt 100 ms at the least: 100 ms is used");
+          ChannelArg("grpc.min_reconnect_backoff_ms", std::max<int64_t>(100, ms), p);
+        } else if (s == "tcp" && key == "tcpKeepalive") {
+          Keepalive(entry.second, p);
         } else if (auto it = kReasons.find(s + "." + key); it != kReasons.end()) {
           Warn(p, it->second);
         } else {
@@ -412,7 +533,22 @@ class Translator {
   }
 
   std::vector<std::string>* warnings_;
+  std::map<std::string, int>* channel_args_;
+  const int port_;  // the Service port the client calls; 0 = not given
 };
+
+// gRPC's status for an HTTP status, as gRPC maps them
+// (doc/http-grpc-status-mapping.md in gRPC's repository).
+std::string GrpcCodeForHttp(int64_t http) {
+  switch (http) {
+    case 400: return "INTERNAL";
+    case 401: return "UNAUTHENTICATED";
+    case 403: return "PERMISSION_DENIED";
+    case 404: return "UNIMPLEMENTED";
+    case 429: case 502: case 503: case 504: return "UNAVAILABLE";
+    default: return "UNKNOWN";
+  }
+}
 
 // Istio's retry policy for a route that sets none, including the default
 // route of a host without any VirtualService: 2 retries on
@@ -426,8 +562,10 @@ constexpr char kIstioDefaultRetryOn[] =
 std::optional<Json::Object> RetryPolicy(const YAML::Node& retries, const std::string& rp,
                                         Translator* t) {
   const bool given = retries && retries.IsMap();
-  const int64_t attempts = given && retries["attempts"] ? Integer(retries["attempts"], rp + ".attempts")
-                                                        : kIstioDefaultRetryAttempts;
+  // Given `retries`, Istio retries only with attempts > 0 (absent is 0).
+  const int64_t attempts = !given ? kIstioDefaultRetryAttempts
+                           : retries["attempts"] ? Integer(retries["attempts"], rp + ".attempts")
+                                                 : 0;
   const std::string retry_on = given && retries["retryOn"] ? Scalar(retries["retryOn"], rp + ".retryOn")
                                                            : kIstioDefaultRetryOn;
   std::set<std::string> codes;
@@ -449,9 +587,19 @@ std::optional<Json::Object> RetryPolicy(const YAML::Node& retries, const std::st
                                               "over as UNAVAILABLE"));
       }
     } else if (on == "retriable-status-codes") {
-      // The HTTP codes Istio lists with it: 503, which a gRPC client sees
-      // as UNAVAILABLE (a gRPC server itself always answers HTTP 200).
-      codes.insert("UNAVAILABLE");
+      // Retries the HTTP codes listed beside it; Istio's default policy
+      // lists 503, which a gRPC client sees as UNAVAILABLE (a gRPC server
+      // itself always answers HTTP 200).
+      if (!given) codes.insert("UNAVAILABLE");
+    } else if (int http = 0; absl::SimpleAtoi(on, &http) && http >= 100 && http <= 599) {
+      // An HTTP status: what a gRPC client sees of it.
+      const std::string code = GrpcCodeForHttp(http);
+      if (code == "UNKNOWN") {
+        t->Warn(rp + ".retryOn", absl::StrCat("HTTP ", http, " reaches a gRPC client as UNKNOWN, "
+                                              "which lbkit does not retry"));
+      } else {
+        codes.insert(code);
+      }
     } else {
       t->Warn(rp + ".retryOn", absl::StrCat("\"", on, "\" has no gRPC status equivalent"));
     }
@@ -507,16 +655,6 @@ Json::Object MethodConfig(const YAML::Node& route, const std::string& path, Tran
       route && route["retries"] ? route["retries"] : YAML::Node(YAML::NodeType::Undefined);
   if (auto policy = RetryPolicy(retries, path + ".retries", t)) {
     mc["retryPolicy"] = Json(std::move(*policy));
-  }
-  if (route) {
-    for (const auto& entry : route) {
-      const std::string key = entry.first.Scalar();
-      if (key != "timeout" && key != "retries" && key != "route" && key != "match" &&
-          key != "name") {
-        t->Warn(path + "." + key, "not carried over: lbkit balances calls; it does not rewrite, "
-                                  "mirror or inject faults");
-      }
-    }
   }
   mc["name"] = Json(Json::Array{Json(Json::Object{})});  // every method
   return mc;
@@ -743,93 +881,440 @@ MergedRule MergeRules(const std::vector<const Document*>& rules, const std::stri
   return merged;
 }
 
-// The route a channel takes: the first http route without a match (the
-// default), else the first.
-YAML::Node ChooseRoute(const Document& vs, std::string* route_path, Translator* t) {
-  YAML::Node route(YAML::NodeType::Undefined);
-  const YAML::Node http = vs.spec["http"];
-  if (!http || !http.IsSequence() || http.size() == 0) return route;
-  size_t i = 0, chosen = 0;
-  bool found = false;
-  for (const auto& r : http) {
-    if (!found && !r["match"]) {
-      route = static_cast<const YAML::Node&>(r);
-      chosen = i;
-      found = true;
-    }
-    ++i;
+// One VirtualService http route as lbkit_routes takes it.
+struct HttpRoute {
+  std::string path;  // "document 2 (VirtualService reviews): spec.http[0]"
+  YAML::Node node;
+  std::string name;
+  Json::Array matches;  // empty: every call
+  std::optional<Json::Object> abort;
+  // (subset, or "" for the whole service; weight), one entry per subset.
+  std::vector<std::pair<std::string, int64_t>> split;
+  // gRPC's methodConfig names when the route matches by method path alone
+  // ({} for a route without match); empty when it cannot be one.
+  std::vector<Json::Object> method_names;
+};
+
+// Istio's StringMatch as lbkit's; `{}` (presence) matches any value.
+Json::Object StringMatchJson(const YAML::Node& m, const std::string& p) {
+  if (m.IsNull() || (m.IsMap() && m.size() == 0)) return Json::Object{{"regex", Json(".*")}};
+  if (!m.IsMap() || m.size() != 1) throw Error{p + ": must set one of exact, prefix, regex"};
+  const std::string kind = m.begin()->first.Scalar();
+  if (kind != "exact" && kind != "prefix" && kind != "regex") {
+    throw Error{absl::StrCat(p, ".", kind, ": is not exact, prefix or regex")};
   }
-  if (!found) route = static_cast<const YAML::Node&>(http[0]);
-  *route_path = absl::StrCat(vs.where, ": spec.http[", chosen, "]");
-  if (i > 1) {
-    t->Warn(vs.where + ": spec.http",
-            absl::StrCat("a channel has one route: carried over http[", chosen,
-                         "] only (the default route); per-method routes need a channel each"));
-  }
-  if (route["match"]) {
-    t->Warn(*route_path + ".match", "not carried over: a channel's calls all take this route");
-  }
-  return route;
+  return Json::Object{{kind, Json(Scalar(m.begin()->second, p + "." + kind))}};
 }
 
-// The weighted split of `route` over the service's subsets: (subset name,
-// or "" for the whole service; weight), in the route's order, one entry
-// per subset. Empty when the route sends nothing to a subset.
-std::vector<std::pair<std::string, int64_t>> RouteSplit(const YAML::Node& route,
-                                                        const std::string& route_path,
-                                                        const Document& vs,
-                                                        const std::string& target, Translator* t) {
-  std::vector<std::pair<std::string, int64_t>> split;
-  const YAML::Node dests = route["route"];
-  if (!dests) return split;
-  if (!dests.IsSequence()) throw Error{route_path + ".route: must be a list"};
-  bool any_subset = false;
-  size_t i = 0;
-  for (const auto& dest : dests) {
-    const std::string p = absl::StrCat(route_path, ".route[", i++, "]");
-    const YAML::Node d = dest["destination"];
-    if (!d) throw Error{p + ".destination: missing"};
-    const std::string h = Scalar(d["host"], p + ".destination.host");
-    // Istio: a lone destination takes all traffic; beside others, a
-    // destination without a weight takes none.
-    const int64_t weight =
-        dest["weight"] ? Integer(dest["weight"], p + ".weight") : (dests.size() == 1 ? 100 : 0);
-    if (weight < 0) throw Error{p + ".weight: must not be negative"};
-    for (const auto& entry : dest) {
+class RouteTranslator {
+ public:
+  RouteTranslator(const Document& vs, const std::string& target, int port, Translator* t)
+      : vs_(vs), target_(target), port_(port), t_(t) {}
+
+  std::vector<HttpRoute> Routes() {
+    std::vector<HttpRoute> out;
+    const YAML::Node http = vs_.spec["http"];
+    if (!http) return out;
+    if (!http.IsSequence()) throw Error{vs_.where + ": spec.http: must be a list"};
+    for (size_t i = 0; i < http.size(); ++i) {
+      HttpRoute route;
+      route.path = absl::StrCat(vs_.where, ": spec.http[", i, "]");
+      route.node = http[i];
+      if (Translate(&route)) out.push_back(std::move(route));
+    }
+    return out;
+  }
+
+ private:
+  // False when no call of this client can take the route, or it goes
+  // elsewhere than the service; warned.
+  bool Translate(HttpRoute* r) {
+    const YAML::Node& n = r->node;
+    if (!n.IsMap()) throw Error{r->path + ": must be a mapping"};
+    r->name = n["name"] ? Scalar(n["name"], r->path + ".name") : "";
+    if (!n["route"] && !n["redirect"] && !n["directResponse"] && !n["delegate"]) {
+      throw Error{r->path + ": has no route, redirect, directResponse or delegate (Istio rejects "
+                            "such a VirtualService)"};
+    }
+    for (const auto& entry : n) {
       const std::string key = entry.first.Scalar();
-      if (key == "headers") {
-        t->Warn(p + ".headers", "not carried over: lbkit balances calls; it does not add, set "
-                                "or remove headers");
-      } else if (key != "destination" && key != "weight") {
-        t->Warn(p + "." + key, "not carried over: lbkit has no equivalent");
+      if (key != "timeout" && key != "retries" && key != "route" && key != "match" &&
+          key != "name" && key != "fault" && key != "redirect" && key != "directResponse" &&
+          key != "delegate") {
+        t_->Warn(r->path + "." + key, "not carried over: lbkit balances calls; it does not "
+                                      "rewrite or mirror them");
       }
     }
-    if (d["port"]) {
-      t->Warn(p + ".destination.port", "not carried over: the channel's target names the port");
+    if (!Matches(r)) return false;
+    Fault(r);
+    for (const char* key : {"redirect", "directResponse", "delegate"}) {
+      if (n[key]) {
+        t_->Warn(absl::StrCat(r->path, ".", key),
+                 "not carried over: lbkit balances calls over the service's endpoints; the "
+                 "route is left out and its calls take the next route that matches");
+        return false;
+      }
     }
-    if (Fqdn(h, vs.ns) != target) {
-      t->Warn(p, absl::StrCat("destination host \"", h, "\" is another service: ignored (a "
-                              "channel balances over one service; its share goes to the "
-                              "others)"));
-      continue;
+    Split(r);
+    if (r->split.empty() && !(r->abort && (*r->abort)["percentage"].string_value() == "100")) {
+      return false;
     }
-    const std::string subset = d["subset"] ? Scalar(d["subset"], p + ".destination.subset") : "";
-    any_subset = any_subset || !subset.empty();
-    auto it = std::find_if(split.begin(), split.end(),
-                           [&](const auto& entry) { return entry.first == subset; });
-    if (it == split.end()) {
-      split.emplace_back(subset, weight);
+    return true;
+  }
+
+  bool Matches(HttpRoute* r) {
+    const YAML::Node match = r->node["match"];
+    if (!match) {
+      r->method_names.push_back(Json::Object{});
+      return true;
+    }
+    if (!match.IsSequence()) throw Error{r->path + ".match: must be a list"};
+    bool method_only = true;
+    std::vector<Json::Object> names;
+    for (size_t i = 0; i < match.size(); ++i) {
+      const std::string p = absl::StrCat(r->path, ".match[", i, "]");
+      std::optional<Json::Object> name;
+      if (auto m = MatchEntry(match[i], p, &name)) {
+        r->matches.push_back(Json(std::move(*m)));
+        if (name.has_value()) {
+          names.push_back(std::move(*name));
+        } else {
+          method_only = false;
+        }
+      }
+    }
+    if (r->matches.empty()) {
+      t_->Warn(r->path + ".match", "no entry can match a call of this client: the route is "
+                                   "left out");
+      return false;
+    }
+    if (method_only) r->method_names = std::move(names);
+    return true;
+  }
+
+  // One match entry, or nullopt when no call of a client in the mesh can
+  // satisfy it. `name`: its methodConfig name when it matches by method
+  // path alone.
+  std::optional<Json::Object> MatchEntry(const YAML::Node& m, const std::string& p,
+                                         std::optional<Json::Object>* name) {
+    if (!m.IsMap()) throw Error{p + ": must be a mapping"};
+    Json::Object out;
+    bool only_uri = true;
+    for (const auto& entry : m) {
+      const std::string key = entry.first.Scalar();
+      const std::string kp = p + "." + key;
+      if (key == "uri") {
+        out["method"] = Json(StringMatchJson(entry.second, kp));
+      } else if (key == "ignoreUriCase") {
+        if (Bool(entry.second, kp)) out["ignoreCase"] = Json(true);
+      } else if (key == "headers" || key == "withoutHeaders") {
+        if (!entry.second.IsMap()) throw Error{kp + ": must be a mapping"};
+        Json::Object headers;
+        for (const auto& h : entry.second) {
+          headers[absl::AsciiStrToLower(h.first.Scalar())] =
+              Json(StringMatchJson(h.second, kp + "." + h.first.Scalar()));
+        }
+        out[key] = Json(std::move(headers));
+        only_uri = false;
+      } else if (key == "gateways") {
+        bool mesh = false;
+        for (const auto& g : entry.second) mesh = mesh || (g.IsScalar() && g.Scalar() == "mesh");
+        if (!mesh) return std::nullopt;  // gateways only
+      } else if (key == "method") {
+        // Every gRPC call is an HTTP POST.
+        const Json::Object sm = StringMatchJson(entry.second, kp);
+        const std::string kind = sm.begin()->first, value = sm.begin()->second.string_value();
+        const bool post = kind == "exact" ? value == "POST"
+                          : kind == "prefix" ? absl::StartsWith("POST", value)
+                                             : true;
+        if (kind == "regex") t_->Warn(kp, "a regex on the HTTP method is taken to match POST");
+        if (!post) return std::nullopt;
+      } else if (key == "port") {
+        const int64_t port = Integer(entry.second, kp);
+        if (port_ == 0) {
+          t_->Warn(kp, "not checked: give the port the client calls (--port) to decide it");
+        } else if (port != port_) {
+          return std::nullopt;
+        }
+      } else if (key == "queryParams") {
+        t_->Warn(kp, "gRPC calls have no query parameters: the entry never matches");
+        return std::nullopt;
+      } else if (key == "sourceLabels" || key == "sourceNamespace") {
+        t_->Warn(kp, "not carried over: lbkit does not know the client's own labels or "
+                     "namespace; the entry is left out (it never matches)");
+        return std::nullopt;
+      } else if (key == "authority" || key == "scheme") {
+        t_->Warn(kp, "not checked: every call of a channel has the same authority and scheme");
+        only_uri = false;
+      } else if (key != "name") {
+        t_->Warn(kp, "not carried over: lbkit has no equivalent; the condition is ignored");
+        only_uri = false;
+      }
+    }
+    if (only_uri && out.count("method") && !out.count("ignoreCase")) {
+      *name = MethodName(out["method"].object_value());
+    }
+    return out;
+  }
+
+  // {"service": "pkg.Svc", "method": "M"} for "/pkg.Svc/M" (exact), or
+  // {"service": "pkg.Svc"} for the prefix "/pkg.Svc/".
+  static std::optional<Json::Object> MethodName(const Json::Object& m) {
+    const std::string kind = m.begin()->first, value = m.begin()->second.string_value();
+    if (kind == "regex" || value.size() < 2 || value[0] != '/') return std::nullopt;
+    const size_t slash = value.find('/', 1);
+    if (slash == std::string::npos) return std::nullopt;
+    const std::string service = value.substr(1, slash - 1), method = value.substr(slash + 1);
+    if (service.empty()) return std::nullopt;
+    if (kind == "exact" && !method.empty() && method.find('/') == std::string::npos) {
+      return Json::Object{{"service", Json(service)}, {"method", Json(method)}};
+    }
+    if (kind == "prefix" && method.empty()) return Json::Object{{"service", Json(service)}};
+    return std::nullopt;
+  }
+
+  void Fault(HttpRoute* r) {
+    const YAML::Node fault = r->node["fault"];
+    if (!fault) return;
+    const std::string fp = r->path + ".fault";
+    if (fault["delay"]) {
+      t_->Warn(fp + ".delay", "not carried over: lbkit fails calls (abort) but does not delay them");
+    }
+    const YAML::Node abort = fault["abort"];
+    if (!abort) return;
+    const std::string ap = fp + ".abort";
+    double percent = 100;
+    if (abort["percentage"]) {
+      if (!abort["percentage"]["value"] ||
+          !absl::SimpleAtod(Scalar(abort["percentage"]["value"], ap + ".percentage.value"),
+                            &percent)) {
+        throw Error{ap + ".percentage.value: must be a number"};
+      }
+    } else if (abort["percent"]) {
+      percent = static_cast<double>(Integer(abort["percent"], ap + ".percent"));  // deprecated
+    }
+    if (percent < 0 || percent > 100) throw Error{ap + ".percentage: must be in [0, 100]"};
+    std::string code;
+    if (abort["grpcStatus"]) {
+      code = absl::AsciiStrToUpper(Scalar(abort["grpcStatus"], ap + ".grpcStatus"));
+    } else if (abort["httpStatus"]) {
+      const int64_t http = Integer(abort["httpStatus"], ap + ".httpStatus");
+      code = GrpcCodeForHttp(http);
+      t_->Warn(ap + ".httpStatus", absl::StrCat("HTTP ", http, " reaches a gRPC client as ",
+                                                code));
     } else {
-      it->second += weight;
+      t_->Warn(ap, "no grpcStatus or httpStatus: not carried over");
+      return;
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", percent);
+    r->abort = Json::Object{{"percentage", Json(std::string(text), /*is_number=*/true)},
+                            {"code", Json(code)}};
+  }
+
+  void Split(HttpRoute* r) {
+    const YAML::Node dests = r->node["route"];
+    if (!dests) return;
+    if (!dests.IsSequence()) throw Error{r->path + ".route: must be a list"};
+    bool any_subset = false;
+    for (size_t i = 0; i < dests.size(); ++i) {
+      const YAML::Node dest = dests[i];
+      const std::string p = absl::StrCat(r->path, ".route[", i, "]");
+      const YAML::Node d = dest["destination"];
+      if (!d) throw Error{p + ".destination: missing"};
+      const std::string h = Scalar(d["host"], p + ".destination.host");
+      // Istio: a lone destination takes all traffic; beside others, a
+      // destination without a weight takes none.
+      const int64_t weight =
+          dest["weight"] ? Integer(dest["weight"], p + ".weight") : (dests.size() == 1 ? 100 : 0);
+      if (weight < 0) throw Error{p + ".weight: must not be negative"};
+      for (const auto& entry : dest) {
+        const std::string key = entry.first.Scalar();
+        if (key == "headers") {
+          t_->Warn(p + ".headers", "not carried over: lbkit balances calls; it does not add, "
+                                   "set or remove headers");
+        } else if (key != "destination" && key != "weight") {
+          t_->Warn(p + "." + key, "not carried over: lbkit has no equivalent");
+        }
+      }
+      if (d["port"]) {
+        t_->Warn(p + ".destination.port", "not carried over: the channel's target names the port");
+      }
+      if (Fqdn(h, vs_.ns) != target_) {
+        t_->Warn(p, absl::StrCat("destination host \"", h, "\" is another service: ignored (a "
+                                 "channel balances over one service; its share goes to the "
+                                 "others)"));
+        continue;
+      }
+      const std::string subset = d["subset"] ? Scalar(d["subset"], p + ".destination.subset") : "";
+      any_subset = any_subset || !subset.empty();
+      auto it = std::find_if(r->split.begin(), r->split.end(),
+                             [&](const auto& entry) { return entry.first == subset; });
+      if (it == r->split.end()) {
+        r->split.emplace_back(subset, weight);
+      } else {
+        it->second += weight;
+      }
+    }
+    int64_t total = 0;
+    for (const auto& [name, weight] : r->split) total += weight;
+    if (!r->split.empty() && total == 0) throw Error{r->path + ".route: the weights add up to 0"};
+    if (r->split.empty() && dests.size() > 0) {
+      t_->Warn(r->path, "every destination is another service: the route is left out");
+    }
+    if (any_subset || r->split.empty()) return;
+    r->split = {{"", 1}};
+  }
+
+  const Document& vs_;
+  const std::string& target_;
+  const int port_;
+  Translator* t_;
+};
+
+// The balancing policy for the routes (none: the rule's chain alone).
+// One route to the whole service is the rule's chain; one route that
+// matches every call is lbkit_weighted_subsets; anything else (several
+// routes, a match, a fault) is lbkit_routes.
+Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRule& rule,
+                           const std::string& target, Translator* t) {
+  const YAML::Node undefined(YAML::NodeType::Undefined);
+  auto chain = [&](const std::string& subset, const std::string& route_path) -> Json {
+    if (subset.empty()) {
+      return Json(t->Chain(rule.traffic_policy, undefined, rule.traffic_policy_path, ""));
+    }
+    const MergedRule::Subset* found = rule.Find(subset);
+    if (found == nullptr) {
+      throw Error{absl::StrCat(route_path, ": subset \"", subset, "\" is not in ",
+                               rule.first == nullptr ? std::string("any DestinationRule")
+                                                     : "the DestinationRule")};
+    }
+    const YAML::Node tp = found->node["trafficPolicy"] ? found->node["trafficPolicy"] : undefined;
+    return Json(t->Chain(rule.traffic_policy, tp, rule.traffic_policy_path,
+                         found->path + ".trafficPolicy"));
+  };
+  // The whole service beside named subsets: every endpoint.
+  std::string whole = target;
+  while (rule.Find(whole) != nullptr) whole += "#all";
+  auto labels = [&](const std::string& subset) {
+    Json::Object out;
+    if (const MergedRule::Subset* found = rule.Find(subset); found && found->node["labels"]) {
+      for (const auto& l : found->node["labels"]) out[l.first.Scalar()] = Json(l.second.Scalar());
+    }
+    return out;
+  };
+  const bool one_default = routes.size() == 1 && routes[0].matches.empty() && !routes[0].abort;
+  if (routes.empty() || (one_default && routes[0].split.size() == 1 &&
+                         routes[0].split[0].first.empty())) {
+    if (!rule.subsets.empty()) {
+      t->Warn(rule.first->where + ": spec.subsets",
+              "no VirtualService route sends traffic to a subset: the subsets are not used (as "
+              "in Istio)");
+    }
+    return chain("", "").array_value()[0].object_value();
+  }
+  if (one_default) {
+    Json::Array subsets;
+    for (const auto& [name, weight] : routes[0].split) {
+      subsets.push_back(Json(Json::Object{{"name", Json(name.empty() ? whole : name)},
+                                          {"labels", Json(labels(name))},
+                                          {"weight", Json(weight)},
+                                          {"childPolicy", chain(name, routes[0].path)}}));
+    }
+    if (routes[0].split.size() > 1) {
+      t->Warn(routes[0].path + ".route",
+              "a gRPC retry picks again, possibly in another subset (Envoy retries inside the "
+              "one it chose)");
+    }
+    return Policy("lbkit_weighted_subsets", Json::Object{{"subsets", Json(std::move(subsets))}});
+  }
+  Json::Array subsets, out_routes;
+  std::set<std::string> added;
+  bool catch_all = false;
+  for (const HttpRoute& r : routes) {
+    Json::Object route;
+    route["name"] = Json(r.name.empty() ? r.path.substr(r.path.rfind("spec.") + 5) : r.name);
+    if (!r.matches.empty()) route["match"] = Json(r.matches);
+    catch_all = catch_all || r.matches.empty();
+    if (r.abort) route["abort"] = Json(*r.abort);
+    Json::Array split;
+    for (const auto& [name, weight] : r.split) {
+      const std::string subset = name.empty() ? whole : name;
+      if (added.insert(subset).second) {
+        subsets.push_back(Json(Json::Object{{"name", Json(subset)},
+                                            {"labels", Json(labels(name))},
+                                            {"childPolicy", chain(name, r.path)}}));
+      }
+      split.push_back(Json(Json::Object{{"subset", Json(subset)}, {"weight", Json(weight)}}));
+    }
+    if (!split.empty()) route["split"] = Json(std::move(split));
+    out_routes.push_back(Json(std::move(route)));
+  }
+  if (!catch_all) {
+    t->Warn(routes.back().path, "no route without a match: as with Istio (404), a call no route "
+                                "matches fails, with UNIMPLEMENTED");
+  }
+  if (subsets.empty()) {
+    // Routes that only abort still need the service's endpoints somewhere.
+    subsets.push_back(Json(Json::Object{{"name", Json(whole)}, {"childPolicy", chain("", "")}}));
+  }
+  return Policy("lbkit_routes", Json::Object{{"subsets", Json(std::move(subsets))},
+                                             {"routes", Json(std::move(out_routes))}});
+}
+
+// gRPC's methodConfig for the routes' timeouts and retries: gRPC applies
+// them per method, so a route's carry over only when it matches by method
+// path alone (or matches every call). A host without routes gets Istio's
+// defaults.
+Json::Array MethodConfigs(const std::vector<HttpRoute>& routes, Translator* t) {
+  Json::Array out;
+  std::set<std::string> named;
+  auto add = [&](const YAML::Node& route, const std::string& path,
+                 const std::vector<Json::Object>& names) {
+    Json::Object mc = MethodConfig(route, path, t);
+    if (mc.size() == 1) return;  // only the name: nothing to say
+    Json::Array list;
+    for (const Json::Object& n : names) {
+      // The first route that matches a method wins, as in Istio.
+      if (named.insert(Json(n).Dump()).second) list.push_back(Json(n));
+    }
+    if (list.empty()) return;
+    mc["name"] = Json(std::move(list));
+    out.push_back(Json(std::move(mc)));
+  };
+  if (routes.empty()) add(YAML::Node(YAML::NodeType::Undefined), "", {Json::Object{}});
+  for (const HttpRoute& r : routes) {
+    if (!r.method_names.empty()) {
+      add(r.node, r.path, r.method_names);
+    } else if (r.node["timeout"] || r.node["retries"]) {
+      t->Warn(r.path, "its timeout and retries are not carried over: gRPC applies them per "
+                      "method, and this route matches more than the method path; its calls get "
+                      "the settings of their method");
     }
   }
-  if (!any_subset) split.clear();
-  return split;
+  return out;
 }
 
 }  // namespace
 
 absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::string_view host) {
+  IstioOptions options;
+  options.host = std::string(host);
+  return TranslateIstio(yaml, options);
+}
+
+void IstioTranslation::ApplyTo(grpc::ChannelArguments* args) const {
+  args->SetServiceConfigJSON(service_config);
+  for (const auto& [name, value] : channel_args) args->SetInt(name, value);
+}
+
+absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml,
+                                                const IstioOptions& options) {
+  const absl::string_view host = options.host;
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("port ", options.port, " is not a port number (1-65535, or 0 for none)"));
+  }
   IstioTranslation out;
   std::vector<Document> docs;
   try {
@@ -839,7 +1324,23 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
       CheckDuplicateKeys(nodes[i].first, nodes[i].second, where0);
       CollectDocuments(nodes[i].first, where0, &docs, &out.warnings);
     }
-    Translator t(&out.warnings);
+    // A later object with the same kind, namespace and name replaces an
+    // earlier one, as `kubectl apply` of the stream would.
+    for (size_t i = 0; i < docs.size(); ++i) {
+      for (size_t j = i + 1; j < docs.size() && !docs[i].name.empty(); ++j) {
+        if (docs[j].kind == docs[i].kind && docs[j].name == docs[i].name &&
+            (docs[j].ns.empty() ? "default" : docs[j].ns) ==
+                (docs[i].ns.empty() ? "default" : docs[i].ns)) {
+          out.warnings.push_back(absl::StrCat(docs[i].where, ": replaced by ", docs[j].where,
+                                              " (same kind, namespace and name), as kubectl "
+                                              "apply would"));
+          docs.erase(docs.begin() + static_cast<std::ptrdiff_t>(i));
+          --i;
+          break;
+        }
+      }
+    }
+    Translator t(&out.warnings, &out.channel_args, options.port);
     auto host_of = [](const Document& d) -> std::string {
       if (d.kind == "DestinationRule") return Fqdn(Scalar(d.spec["host"], d.where + ": spec.host"), d.ns);
       return "";
@@ -856,11 +1357,13 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
       return hosts;
     };
     std::vector<const Document*> mesh_vs;
+    size_t gateway_only = 0;
     for (const Document& d : docs) {
       if (d.kind != "VirtualService") continue;
       if (AppliesToMesh(d.spec)) {
         mesh_vs.push_back(&d);
       } else {
+        ++gateway_only;
         t.Warn(d.where + ": spec.gateways", "skipped: the VirtualService applies to gateways "
                                             "only (no \"mesh\"), so a sidecar ignores it too");
       }
@@ -891,10 +1394,29 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
         if (!target.empty()) break;
       }
     }
+    if (target.empty() && !host.empty()) {
+      // Only wildcard rules can cover it (a VirtualService for "*").
+      const std::string candidate = Fqdn(std::string(host), docs.empty() ? "" : docs[0].ns);
+      bool covered = false;
+      for (const Document& d : docs) {
+        if (d.kind == "DestinationRule") covered = covered || HostMatch(host_of(d), candidate) > 0;
+      }
+      for (const Document* d : mesh_vs) {
+        for (const std::string& h : vs_hosts(*d)) covered = covered || HostMatch(h, candidate) > 0;
+      }
+      if (covered) target = candidate;
+    }
     if (target.empty()) {
-      throw Error{host.empty() ? std::string("no DestinationRule or VirtualService in the input")
+      const std::string why =
+          gateway_only == 0 ? ""
+                            : absl::StrCat(" (", gateway_only, " VirtualService",
+                                           gateway_only == 1 ? " is" : "s are",
+                                           " bound to gateways only, which a client in the mesh "
+                                           "does not see)");
+      throw Error{host.empty() ? absl::StrCat("no DestinationRule or VirtualService in the input",
+                                              why)
                                : absl::StrCat("no DestinationRule or VirtualService for host \"",
-                                              host, "\"")};
+                                              host, "\"", why)};
     }
 
     // The most specific DestinationRules for the target, merged.
@@ -938,10 +1460,6 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
     }
 
     const MergedRule rule = MergeRules(rules, target, &t);
-    Json::Object config;
-    std::string route_path;
-    const YAML::Node route =
-        vs != nullptr ? ChooseRoute(*vs, &route_path, &t) : YAML::Node(YAML::NodeType::Undefined);
     if (vs != nullptr) {
       for (const auto& entry : vs->spec) {
         const std::string key = entry.first.Scalar();
@@ -956,65 +1474,17 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml, absl::st
         }
       }
     }
-
-    const std::vector<std::pair<std::string, int64_t>> split =
-        route ? RouteSplit(route, route_path, *vs, target, &t)
-              : std::vector<std::pair<std::string, int64_t>>{};
-    if (!split.empty()) {
-      Json::Array subsets;
-      int64_t total = 0;
-      for (const auto& [name, weight] : split) {
-        total += weight;
-        if (name.empty()) {
-          // The whole service beside its subsets: every endpoint.
-          std::string whole = target;
-          while (rule.Find(whole) != nullptr) whole += "#all";
-          subsets.push_back(Json(Json::Object{
-              {"name", Json(whole)},
-              {"labels", Json(Json::Object{})},
-              {"weight", Json(weight)},
-              {"childPolicy", Json(t.Chain(rule.traffic_policy, YAML::Node(YAML::NodeType::Undefined),
-                                           rule.traffic_policy_path, ""))}}));
-          continue;
-        }
-        const MergedRule::Subset* found = rule.Find(name);
-        if (found == nullptr) {
-          throw Error{absl::StrCat(route_path, ": subset \"", name, "\" is not in ",
-                                   rule.first == nullptr ? std::string("any DestinationRule")
-                                                         : "the DestinationRule")};
-        }
-        Json::Object labels;
-        if (found->node["labels"]) {
-          for (const auto& l : found->node["labels"]) labels[l.first.Scalar()] = Json(l.second.Scalar());
-        }
-        subsets.push_back(Json(Json::Object{
-            {"name", Json(name)},
-            {"labels", Json(std::move(labels))},
-            {"weight", Json(weight)},
-            {"childPolicy",
-             Json(t.Chain(rule.traffic_policy,
-                          found->node["trafficPolicy"] ? found->node["trafficPolicy"]
-                                                       : YAML::Node(YAML::NodeType::Undefined),
-                          rule.traffic_policy_path, found->path + ".trafficPolicy"))}}));
-      }
-      if (total == 0) throw Error{route_path + ".route: the weights add up to 0"};
-      config["loadBalancingConfig"] = Json(Json::Array{Json(
-          Policy("lbkit_weighted_subsets", Json::Object{{"subsets", Json(std::move(subsets))}}))});
-    } else {
-      if (!rule.subsets.empty()) {
-        t.Warn(rule.first->where + ": spec.subsets",
-               "no VirtualService route sends traffic to a subset: the subsets are not used (as "
-               "in Istio)");
-      }
-      config["loadBalancingConfig"] = Json(t.Chain(rule.traffic_policy,
-                                                   YAML::Node(YAML::NodeType::Undefined),
-                                                   rule.traffic_policy_path.empty()
-                                                       ? std::string("spec.trafficPolicy")
-                                                       : rule.traffic_policy_path,
-                                                   ""));
+    const std::vector<HttpRoute> routes =
+        vs != nullptr ? RouteTranslator(*vs, target, options.port, &t).Routes()
+                      : std::vector<HttpRoute>{};
+    if (vs != nullptr && routes.empty() && vs->spec["http"] && vs->spec["http"].size() > 0) {
+      t.Warn(vs->where + ": spec.http", "no route can be carried over: calls are balanced over "
+                                        "the whole service with Istio's default retries");
     }
-    Json::Object mc = MethodConfig(route, route_path, &t);
-    if (mc.size() > 1) config["methodConfig"] = Json(Json::Array{Json(std::move(mc))});
+    Json::Object config;
+    config["loadBalancingConfig"] = Json(Json::Array{Json(RoutingPolicy(routes, rule, target, &t))});
+    Json::Array method_configs = MethodConfigs(routes, &t);
+    if (!method_configs.empty()) config["methodConfig"] = Json(std::move(method_configs));
     out.service_config = Json(std::move(config)).Dump();
     // Values are carried over as written, and the policies' parsers have
     // rules YAML cannot know (Maglev's table size is a prime, weights are

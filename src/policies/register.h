@@ -14,6 +14,7 @@
 #include "policies/outlier_ejection/outlier_ejection.h"
 #include "policies/ring_hash/ring_hash.h"
 #include "policies/round_robin/round_robin.h"
+#include "policies/routes/routes.h"
 #include "policies/weighted_subsets/weighted_subsets.h"
 #include "src/core/lib/config/core_configuration.h"
 
@@ -27,6 +28,7 @@ void RegisterLocality(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterOutlierEjection(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterCircuitBreaker(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterWeightedSubsets(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterRoutes(grpc_core::CoreConfiguration::Builder* builder);
 
 struct PolicyEntry {
   absl::string_view name;
@@ -42,6 +44,7 @@ inline constexpr PolicyEntry kPolicies[] = {
     {kLocalityPolicyName, RegisterLocality},
     {kOutlierEjectionPolicyName, RegisterOutlierEjection},
     {kWeightedSubsetsPolicyName, RegisterWeightedSubsets},
+    {kRoutesPolicyName, RegisterRoutes},
     {kCircuitBreakerPolicyName, RegisterCircuitBreaker},
 };
 

@@ -4,8 +4,12 @@
 // documents it was found on (bookinfo's rules, kubectl output, Google's
 // gRPC greeter sample with its Gateway). docs/istio.md has the semantics.
 
+#include <map>
 #include <string>
 #include <vector>
+
+#include <grpc/grpc.h>
+#include <grpcpp/support/channel_arguments.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -432,8 +436,102 @@ spec:
                        "for host \"reviews.default.svc.cluster.local\": merged into document 1"))
       << absl::StrJoin(t.warnings, "\n");
   EXPECT_FALSE(t.Warned("not for host")) << absl::StrJoin(t.warnings, "\n");
-  EXPECT_TRUE(t.Warned("connectionPool.tcp.connectTimeout: not carried over: a connect timeout"))
+  EXPECT_TRUE(t.Warned("connectionPool.tcp.connectTimeout: gRPC gives a connection attempt 100 "
+                       "ms at the least"))
       << absl::StrJoin(t.warnings, "\n");
+}
+
+// portLevelSettings: the entry for the port the client calls replaces the
+// rule's sections (it does not inherit them), as Istio merges them. The
+// YAML is istio/api's DestinationRule reference example, with an outlier
+// section added at the top level.
+TEST(IstioSemantics, PortLevelSettingsFollowTheClientsPort) {
+  const std::string yaml = R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: bookinfo-ratings-port
+spec:
+  host: bookinfo-ratings.prod.svc.cluster.local
+  trafficPolicy: # Apply to all ports
+    outlierDetection:
+      consecutive5xxErrors: 3
+    portLevelSettings:
+    - port:
+        number: 80
+      loadBalancer:
+        simple: LEAST_REQUEST
+    - port:
+        number: 9080
+      loadBalancer:
+        simple: ROUND_ROBIN
+)";
+  auto translate = [&](int port) {
+    IstioOptions options;
+    options.port = port;
+    auto result = TranslateIstio(yaml, options);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : IstioTranslation{};
+  };
+  const IstioTranslation p9080 = translate(9080);
+  EXPECT_EQ(p9080.service_config, R"({"loadBalancingConfig":[{"lbkit_round_robin":{}}],)"
+                                  R"("methodConfig":[{"name":[{}],"retryPolicy":{)"
+                                  R"("backoffMultiplier":2,"initialBackoff":"0.025s",)"
+                                  R"("maxAttempts":3,"maxBackoff":"0.25s",)"
+                                  R"("retryableStatusCodes":["CANCELLED","UNAVAILABLE"]}}]})");
+  EXPECT_TRUE(absl::StrContains(translate(80).service_config,
+                                R"("loadBalancingConfig":[{"lbkit_least_request":{}}])"));
+  // Another port: the rule's own sections.
+  const IstioTranslation other = translate(8080);
+  EXPECT_TRUE(absl::StrContains(other.service_config, "lbkit_outlier_ejection"));
+  EXPECT_TRUE(other.warnings.size() == 1u && !absl::StrContains(other.warnings[0], "portLevel"))
+      << absl::StrJoin(other.warnings, "\n");
+  // No port: the rule's sections, and a warning saying how to choose.
+  const Translated none = Translate(yaml);
+  EXPECT_TRUE(none.Warned("spec.trafficPolicy.portLevelSettings: not carried over: give the "
+                          "Service port the client calls"));
+  EXPECT_FALSE(TranslateIstio(yaml, IstioOptions{"", 70000}).ok());
+}
+
+// Connection settings gRPC has a channel argument for come back as channel
+// arguments, and ApplyTo() sets them with the service config.
+TEST(IstioSemantics, ConnectionSettingsBecomeChannelArguments) {
+  auto result = TranslateIstio(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: bookinfo-redis}
+spec:
+  host: myredissrv.prod.svc.cluster.local
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        connectTimeout: 30s
+        tcpKeepalive:
+          time: 600s
+          interval: 75s
+          probes: 3
+      http:
+        idleTimeout: 1h
+)");
+  ASSERT_TRUE(result.ok()) << result.status();
+  const std::map<std::string, int> expected = {
+      {"grpc.client_idle_timeout_ms", 3600000}, {"grpc.keepalive_permit_without_calls", 1},
+      {"grpc.keepalive_time_ms", 600000},       {"grpc.keepalive_timeout_ms", 225000},
+      {"grpc.min_reconnect_backoff_ms", 30000}};
+  EXPECT_EQ(result->channel_args, expected);
+  EXPECT_TRUE(result->warnings.empty()) << absl::StrJoin(result->warnings, "\n");
+
+  grpc::ChannelArguments args;
+  result->ApplyTo(&args);
+  grpc_channel_args c = args.c_channel_args();
+  std::map<std::string, int> applied;
+  bool service_config = false;
+  for (size_t i = 0; i < c.num_args; ++i) {
+    if (c.args[i].type == GRPC_ARG_INTEGER) applied[c.args[i].key] = c.args[i].value.integer;
+    if (std::string(c.args[i].key) == GRPC_ARG_SERVICE_CONFIG) {
+      service_config = std::string(c.args[i].value.string) == result->service_config;
+    }
+  }
+  for (const auto& [name, value] : expected) EXPECT_EQ(applied[name], value) << name;
+  EXPECT_TRUE(service_config);
 }
 
 // 14. useSourceIp: one client's calls stick to one backend.

@@ -45,6 +45,10 @@ TEST(RegisterAll, EveryNamedPolicyIsKnownToGrpc) {
       EXPECT_EQ(config.status().message(),
                 "errors validating lbkit_weighted_subsets LB policy config: [field:subsets "
                 "error:field not present]");
+    } else if (name == "lbkit_routes") {
+      EXPECT_EQ(config.status().message(),
+                "errors validating lbkit_routes LB policy config: [field:routes error:must list "
+                "at least one route; field:subsets error:field not present]");
     } else {
       EXPECT_TRUE(config.ok()) << name << ": " << config.status();
     }

@@ -293,12 +293,12 @@ class PolicyHarness {
   // did not complete (and then `result` says what it did). `metadata` is the
   // call's initial metadata (request headers), if any.
   std::string Pick(grpc_core::LoadBalancingPolicy::PickResult* result = nullptr,
-                   grpc_core::LoadBalancingPolicy::MetadataInterface* metadata = nullptr) {
+                   grpc_core::LoadBalancingPolicy::MetadataInterface* metadata = nullptr,
+                   absl::string_view path = "/lbkit.examples.Greeter/SayHello") {
     GPR_ASSERT(record_.picker != nullptr);
     // The queueing picker schedules ExitIdle through the ExecCtx.
     grpc_core::ExecCtx exec_ctx;
-    grpc_core::LoadBalancingPolicy::PickArgs args{"/lbkit.examples.Greeter/SayHello",
-                                                  metadata, nullptr};
+    grpc_core::LoadBalancingPolicy::PickArgs args{path, metadata, nullptr};
     auto r = record_.picker->Pick(args);
     std::string picked;
     if (auto* c = absl::get_if<grpc_core::LoadBalancingPolicy::PickResult::Complete>(

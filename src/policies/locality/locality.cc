@@ -397,10 +397,13 @@ absl::Status LocalityPolicy::UpdateLocked(UpdateArgs args) {
     // failoverPriority alone the levels come from the labels alone
     // (docs/istio.md, "failoverPriority").
     const bool proximity = params.failover_priority.empty() || !params.failover_rules.empty();
-    if (params.client.has_value() && proximity) {
+    // With distribute rules Istio sets no priorities at all: a client no
+    // rule's `from` covers gets no locality preference (docs/istio.md).
+    const bool prioritised = params.distribute_rules.empty();
+    if (params.client.has_value() && proximity && prioritised) {
       priority = algorithms::ProximityPriority(*params.client, name, params.failover_rules);
     }
-    if (!params.failover_priority.empty()) {
+    if (!params.failover_priority.empty() && prioritised) {
       label_priority = algorithms::LabelPriority(
           params.failover_priority.size(), [&](size_t i) { return params.ClientValue(i); },
           [&](size_t i) -> std::optional<std::string> {

@@ -200,6 +200,20 @@ TEST(LocalityPolicy, DistributeSplitsByWeight) {
   EXPECT_NEAR(shares["r1/b"], 100.0 * 14 / 94, 1.5);
 }
 
+// Istio applies distribute rules and nothing else: a client that no rule's
+// `from` covers gets no locality preference, not same-zone-first.
+TEST(LocalityPolicy, AClientNoDistributeRuleCoversBalancesOverEveryLocality) {
+  PolicyHarness h("lbkit_locality");
+  ASSERT_TRUE(h.Update(Endpoints(kZones), R"({"locality": "r1/b", "distribute": [
+      {"from": "r1/a/*", "to": {"r1/a/*": 80, "r1/b/*": 20}}]})")
+                  .ok());
+  AllReady(h, kZones);
+  auto shares = ZoneShares(h, 14000);
+  EXPECT_NEAR(shares["r1/a"], 100.0 * 3 / 7, 1.5);
+  EXPECT_NEAR(shares["r1/b"], 100.0 * 2 / 7, 1.5);
+  EXPECT_NEAR(shares["r2/c"], 100.0 * 2 / 7, 1.5);
+}
+
 TEST(LocalityPolicy, FailoverPriorityOrdersByLeadingLabels) {
   const std::vector<Spec> specs = {
       {"127.0.0.1:4201", "r1/a", {{"version", "v1"}}},
