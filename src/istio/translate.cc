@@ -115,6 +115,13 @@ int64_t DurationMillis(const YAML::Node& node, const std::string& path) {
   return static_cast<int64_t>(std::llround(seconds * 1000));
 }
 
+// A JSON number written as a person would ("2", "0.5"), not "2.000000".
+Json Number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return Json(std::string(text), /*is_number=*/true);
+}
+
 Json::Object Policy(const std::string& name, Json::Object config) {
   return Json::Object{{name, Json(std::move(config))}};
 }
@@ -264,32 +271,80 @@ class Translator {
     if (!lb) return Policy("lbkit_least_request", {});  // Istio's default since 1.14
     for (const auto& entry : lb) {
       const std::string key = entry.first.Scalar();
-      if (key == "warmupDurationSecs" || key == "warmup") {
-        Warn(path + "." + key, "not carried over: lbkit has no slow start");
-      } else if (key != "simple" && key != "consistentHash" && key != "localityLbSetting") {
+      if (key != "simple" && key != "consistentHash" && key != "localityLbSetting" &&
+          key != "warmupDurationSecs" && key != "warmup") {
         Warn(path + "." + key, "not carried over: lbkit has no equivalent");
       }
     }
-    if (lb["consistentHash"]) return Hash(lb["consistentHash"], path + ".consistentHash");
-    if (!lb["simple"]) return Policy("lbkit_least_request", {});
-    const std::string simple = Scalar(lb["simple"], path + ".simple");
-    if (simple == "ROUND_ROBIN") return Policy("lbkit_round_robin", {});
-    if (simple == "LEAST_REQUEST" || simple == "LEAST_CONN" || simple == "UNSPECIFIED") {
-      return Policy("lbkit_least_request", {});
+    std::optional<Json::Object> slow_start = SlowStart(lb, path);
+    auto with_slow_start = [&](const char* policy) {
+      Json::Object config;
+      if (slow_start.has_value()) config["slowStart"] = Json(*slow_start);
+      slow_start.reset();
+      return Policy(policy, std::move(config));
+    };
+    Json::Object out;
+    if (lb["consistentHash"]) {
+      out = Hash(lb["consistentHash"], path + ".consistentHash");
+    } else if (!lb["simple"]) {
+      out = with_slow_start("lbkit_least_request");
+    } else {
+      const std::string simple = Scalar(lb["simple"], path + ".simple");
+      if (simple == "ROUND_ROBIN") {
+        out = with_slow_start("lbkit_round_robin");
+      } else if (simple == "LEAST_REQUEST" || simple == "LEAST_CONN" || simple == "UNSPECIFIED") {
+        out = with_slow_start("lbkit_least_request");
+      } else if (simple == "RANDOM") {
+        Warn(path + ".simple", "RANDOM becomes lbkit_round_robin: the same long-run shares, "
+                               "without the random picks' variance");
+        out = Policy("lbkit_round_robin", {});
+      } else if (simple == "PASSTHROUGH") {
+        Warn(path + ".simple", "PASSTHROUGH becomes gRPC's pick_first: the channel connects to "
+                               "the first address the resolver returns");
+        out = Policy("pick_first", {});
+      } else {
+        throw Error{absl::StrCat(path, ".simple: \"", simple,
+                                 "\" is not ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM or "
+                                 "PASSTHROUGH")};
+      }
     }
-    if (simple == "RANDOM") {
-      Warn(path + ".simple", "RANDOM becomes lbkit_round_robin: the same long-run shares, "
-                             "without the random picks' variance");
-      return Policy("lbkit_round_robin", {});
+    if (slow_start.has_value()) {
+      Warn(path + (lb["warmup"] ? ".warmup" : ".warmupDurationSecs"),
+           "not carried over: Istio applies slow start to ROUND_ROBIN and LEAST_REQUEST only");
     }
-    if (simple == "PASSTHROUGH") {
-      Warn(path + ".simple", "PASSTHROUGH becomes gRPC's pick_first: the channel connects to "
-                             "the first address the resolver returns");
-      return Policy("pick_first", {});
+    return out;
+  }
+
+  // Istio's warmupDurationSecs, or the newer warmup {duration,
+  // minimumPercent, aggression}, as lbkit's slowStart (Envoy's slow start).
+  std::optional<Json::Object> SlowStart(const YAML::Node& lb, const std::string& path) {
+    if (const YAML::Node w = lb["warmup"]) {
+      const std::string p = path + ".warmup";
+      if (!w.IsMap()) throw Error{p + ": must be a mapping"};
+      Json::Object out{{"window", Json(Duration(w["duration"], p + ".duration"))}};
+      if (w["minimumPercent"]) {
+        double v = 0;
+        if (!absl::SimpleAtod(Scalar(w["minimumPercent"], p + ".minimumPercent"), &v)) {
+          throw Error{p + ".minimumPercent: must be a number"};
+        }
+        out["minWeightPercent"] = Number(v);
+      }
+      if (w["aggression"]) {
+        double v = 0;
+        if (!absl::SimpleAtod(Scalar(w["aggression"], p + ".aggression"), &v)) {
+          throw Error{p + ".aggression: must be a number"};
+        }
+        out["aggression"] = Number(v);
+      }
+      if (lb["warmupDurationSecs"]) {
+        Warn(path + ".warmupDurationSecs", "ignored: warmup is set too and takes precedence");
+      }
+      return out;
     }
-    throw Error{absl::StrCat(path, ".simple: \"", simple,
-                             "\" is not ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM or "
-                             "PASSTHROUGH")};
+    if (const YAML::Node w = lb["warmupDurationSecs"]) {
+      return Json::Object{{"window", Json(Duration(w, path + ".warmupDurationSecs"))}};
+    }
+    return std::nullopt;
   }
 
   Json::Object Hash(const YAML::Node& ch, const std::string& path) {
@@ -1106,10 +1161,7 @@ class RouteTranslator {
       t_->Warn(ap, "no grpcStatus or httpStatus: not carried over");
       return;
     }
-    char text[32];
-    std::snprintf(text, sizeof text, "%g", percent);
-    r->abort = Json::Object{{"percentage", Json(std::string(text), /*is_number=*/true)},
-                            {"code", Json(code)}};
+    r->abort = Json::Object{{"percentage", Number(percent)}, {"code", Json(code)}};
   }
 
   void Split(HttpRoute* r) {

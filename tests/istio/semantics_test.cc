@@ -551,6 +551,51 @@ spec:
   EXPECT_FALSE(t.Warned("useSourceIp")) << absl::StrJoin(t.warnings, "\n");
 }
 
+// warmupDurationSecs and warmup {duration, minimumPercent, aggression}
+// become slowStart on ROUND_ROBIN and LEAST_REQUEST (Envoy's slow start);
+// Istio applies it to nothing else.
+TEST(IstioSemantics, WarmupBecomesSlowStart) {
+  const Translated rr = Translate(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog}
+spec:
+  host: catalog
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      warmupDurationSecs: 100s
+)");
+  EXPECT_TRUE(rr.Mentions(R"("lbkit_round_robin":{"slowStart":{"window":"100s"}})")) << rr.text;
+  const Translated lr = Translate(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog}
+spec:
+  host: catalog
+  trafficPolicy:
+    loadBalancer:
+      warmup:
+        duration: 90s
+        minimumPercent: 20
+        aggression: 2
+)");
+  EXPECT_TRUE(lr.Mentions(R"("lbkit_least_request":{"slowStart":{"aggression":2,)"
+                          R"("minWeightPercent":20,"window":"90s"}})"))
+      << lr.text;
+  const Translated hash = Translate(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog}
+spec:
+  host: catalog
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}
+      warmupDurationSecs: 100s
+)");
+  EXPECT_FALSE(hash.Mentions("slowStart")) << hash.text;
+  EXPECT_TRUE(hash.Warned("warmupDurationSecs: not carried over: Istio applies slow start to "
+                          "ROUND_ROBIN and LEAST_REQUEST only"));
+}
+
 // A VirtualService bound to gateways only is not the mesh's route.
 TEST(IstioSemantics, GatewayOnlyVirtualServicesDoNotApply) {
   const Translated t = Translate(std::string(kReviewsSubsets) + R"(---

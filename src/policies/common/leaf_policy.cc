@@ -1,11 +1,15 @@
 #include "policies/common/leaf_policy.h"
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/work_serializer_hop.h"
 #include "policies/common/policy_factory.h"
+#include "src/core/lib/gprpp/debug_location.h"
 
 namespace lbkit::policies {
 
@@ -69,7 +73,50 @@ void LeafPolicy::PublishLocked(grpc_connectivity_state state, const absl::Status
 
 void LeafPolicy::ShutdownLocked() {
   shutdown_ = true;
+  if (slow_start_timer_.has_value()) {
+    channel_control_helper()->GetEventEngine()->Cancel(*slow_start_timer_);
+    slow_start_timer_.reset();
+  }
   endpoints_.ShutdownLocked();
+}
+
+std::vector<double> LeafPolicy::SlowStartFactorsLocked(const std::vector<Endpoint*>& ready,
+                                                       const SlowStartParams* params) {
+  std::vector<double> factors(ready.size(), 1.0);
+  if (params == nullptr) {
+    ready_since_.clear();
+    return factors;
+  }
+  // An endpoint that left the READY set and comes back ramps again.
+  std::map<const grpc_core::SubchannelInterface*, grpc_core::Duration> since;
+  bool ramping = false;
+  for (size_t i = 0; i < ready.size(); ++i) {
+    const grpc_core::SubchannelInterface* key = ready[i]->subchannel().get();
+    auto it = ready_since_.find(key);
+    const grpc_core::Duration start = it == ready_since_.end() ? slow_start_clock_ : it->second;
+    since.emplace(key, start);
+    factors[i] = params->Factor(slow_start_clock_ - start);
+    ramping = ramping || factors[i] < 1.0;
+  }
+  ready_since_ = std::move(since);
+  if (ramping && !slow_start_timer_.has_value()) {
+    slow_start_step_ = params->Step();
+    slow_start_timer_ = RunAfterOnWorkSerializer(
+        channel_control_helper()->GetEventEngine(),
+        std::chrono::milliseconds(slow_start_step_.millis()), work_serializer(),
+        [self = Ref(DEBUG_LOCATION, "SlowStart")] {
+          static_cast<LeafPolicy*>(self.get())->OnSlowStartTickLocked();
+        });
+  }
+  return factors;
+}
+
+void LeafPolicy::OnSlowStartTickLocked() {
+  slow_start_timer_.reset();
+  if (shutdown_) return;
+  slow_start_clock_ += slow_start_step_;
+  // Republishes with the grown weights (and re-arms while one still ramps).
+  UpdatePickerLocked(/*force=*/true);
 }
 
 void LeafPolicy::ReportTransientFailureLocked(absl::Status status) {

@@ -15,13 +15,17 @@
 #ifndef LBKIT_POLICIES_COMMON_LEAF_POLICY_H_
 #define LBKIT_POLICIES_COMMON_LEAF_POLICY_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <grpc/event_engine/event_engine.h>
+
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/endpoint_list.h"
 #include "policies/common/health_check.h"
+#include "policies/common/slow_start.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
 
 #include "absl/status/status.h"
@@ -62,7 +66,15 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   const EndpointList& endpoints() const { return endpoints_; }
   stats::PolicyStats& policy_stats() { return *stats_; }
 
+  // Slow start (slow_start.h): the weight factor of each of `ready`, in
+  // order; all 1 when `params` is null. While an endpoint ramps, the picker
+  // is rebuilt every params->Step(), counted on the policy's EventEngine
+  // timers (so a test's fake clock drives the ramp).
+  std::vector<double> SlowStartFactorsLocked(const std::vector<Endpoint*>& ready,
+                                             const SlowStartParams* params);
+
  private:
+  void OnSlowStartTickLocked();
   void ShutdownLocked() final;
   void ReportTransientFailureLocked(absl::Status status);
   void PublishLocked(grpc_connectivity_state state, const absl::Status& status,
@@ -80,6 +92,12 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   // listed here (an Endpoint can be).
   grpc_connectivity_state last_state_ = GRPC_CHANNEL_IDLE;
   std::vector<const grpc_core::SubchannelInterface*> last_ready_;
+  // Slow start: when each READY subchannel became READY, on a clock that
+  // runs only while one ramps (advanced by the tick timer).
+  std::map<const grpc_core::SubchannelInterface*, grpc_core::Duration> ready_since_;
+  grpc_core::Duration slow_start_clock_;
+  grpc_core::Duration slow_start_step_;
+  absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> slow_start_timer_;
 };
 
 }  // namespace lbkit::policies

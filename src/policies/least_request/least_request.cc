@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
+#include "policies/common/slow_start.h"
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/common/serving_count.h"
@@ -91,12 +93,14 @@ struct LeastRequestParams {
   uint32_t choice_count = 2;
   double active_request_bias = 1.0;
   absl::optional<PeakEwmaConfig> peak_ewma;
+  absl::optional<SlowStartParams> slow_start;
 
   static const grpc_core::JsonLoaderInterface* JsonLoader(
       const grpc_core::JsonArgs&) {
     static const auto* loader =
         grpc_core::JsonObjectLoader<LeastRequestParams>()
             .OptionalField("healthCheck", &LeastRequestParams::health_check)
+            .OptionalField("slowStart", &LeastRequestParams::slow_start)
             .OptionalField("choiceCount", &LeastRequestParams::choice_count)
             .OptionalField("activeRequestBias",
                            &LeastRequestParams::active_request_bias)
@@ -248,6 +252,16 @@ class LeastRequest : public LeafPolicy {
       }
       entries.push_back({endpoint->Ref(), endpoint->subchannel()});
       weights.push_back(EndpointWeight(endpoint->address()));
+    }
+    // Slow start scales a ramping endpoint's weight, as Envoy's does: it is
+    // drawn less often and costs more when busy (algorithms/least_request.h).
+    const std::vector<double> factors = SlowStartFactorsLocked(
+        ready, params_.slow_start.has_value() ? &*params_.slow_start : nullptr);
+    if (std::any_of(factors.begin(), factors.end(), [](double f) { return f < 1.0; })) {
+      for (size_t i = 0; i < weights.size(); ++i) {
+        weights[i] = static_cast<uint32_t>(std::clamp<double>(
+            std::round(static_cast<double>(weights[i]) * factors[i] * 100), 1, UINT32_MAX));
+      }
     }
     algorithms::LeastRequestOptions options;
     options.choice_count = static_cast<int>(params_.choice_count);

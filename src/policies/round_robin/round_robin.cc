@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -24,9 +25,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
+#include "algorithms/random.h"
 #include "algorithms/round_robin.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/leaf_policy.h"
+#include "policies/common/slow_start.h"
 #include "policies/common/health_check.h"
 #include "policies/common/policy_factory.h"
 #include "policies/common/serving_count.h"
@@ -58,11 +61,13 @@ grpc_core::TraceFlag g_trace(false, "lbkit_round_robin");
 // ignored, as gRPC does.
 struct RoundRobinParams {
   absl::optional<HealthCheckParams> health_check;
+  absl::optional<SlowStartParams> slow_start;
 
   static const grpc_core::JsonLoaderInterface* JsonLoader(const grpc_core::JsonArgs&) {
     static const auto* loader =
         grpc_core::JsonObjectLoader<RoundRobinParams>()
             .OptionalField("healthCheck", &RoundRobinParams::health_check)
+            .OptionalField("slowStart", &RoundRobinParams::slow_start)
             .Finish();
     return loader;
   }
@@ -74,15 +79,33 @@ struct RoundRobinParams {
 
 class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
  public:
+  // `factors`: empty, or (while an endpoint is in slow start) each
+  // endpoint's weight factor: then a call goes to endpoint i with
+  // probability factor_i / sum of factors, so a ramping endpoint takes its
+  // scaled share of an even rotation.
   RoundRobinPicker(std::vector<RefCountedPtr<SubchannelInterface>> subchannels,
-                   std::vector<std::shared_ptr<stats::EndpointStats>> stats, size_t start)
+                   std::vector<std::shared_ptr<stats::EndpointStats>> stats, size_t start,
+                   const std::vector<double>& factors)
       : subchannels_(std::move(subchannels)),
         stats_(std::move(stats)),
-        cursor_(subchannels_.size(), start) {}
+        cursor_(subchannels_.size(), start) {
+    uint64_t total = 0;
+    for (double f : factors) {
+      total += std::max<uint64_t>(1, static_cast<uint64_t>(f * 1000000));
+      cumulative_.push_back(total);
+    }
+  }
 
   LoadBalancingPolicy::PickResult Pick(
       LoadBalancingPolicy::PickArgs /*args*/) override {
-    const size_t i = cursor_.Next();
+    size_t i;
+    if (cumulative_.empty()) {
+      i = cursor_.Next();
+    } else {
+      const uint64_t ticket = algorithms::ThreadRandom() % cumulative_.back();
+      i = static_cast<size_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), ticket) -
+                              cumulative_.begin());
+    }
     return LoadBalancingPolicy::PickResult::Complete(subchannels_[i],
                                                      stats::CountCall(stats_[i], nullptr));
   }
@@ -92,6 +115,7 @@ class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker, public Se
   const std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;
   const std::vector<std::shared_ptr<stats::EndpointStats>> stats_;
   algorithms::RoundRobinCursor cursor_;
+  std::vector<uint64_t> cumulative_;  // slow start only
 };
 
 //
@@ -124,10 +148,21 @@ class RoundRobin : public LeafPolicy {
       gpr_log(GPR_INFO, "[lbkit_round_robin %p] READY: %zu of %zu endpoints usable",
               this, ready.size(), endpoints().size());
     }
-    return std::make_unique<RoundRobinPicker>(std::move(subchannels), std::move(stats), start);
+    std::vector<double> factors =
+        SlowStartFactorsLocked(ready, slow_start_.has_value() ? &*slow_start_ : nullptr);
+    if (std::all_of(factors.begin(), factors.end(), [](double f) { return f >= 1.0; })) {
+      factors.clear();
+    }
+    return std::make_unique<RoundRobinPicker>(std::move(subchannels), std::move(stats), start,
+                                              factors);
+  }
+
+  void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
+    if (config != nullptr) slow_start_ = ParamsOf<RoundRobinParams>(*config).slow_start;
   }
 
   absl::BitGen bitgen_;
+  absl::optional<SlowStartParams> slow_start_;
 };
 
 }  // namespace
