@@ -9,6 +9,7 @@
 #include "lbkit/istio.h"
 
 #include <grpcpp/support/channel_arguments.h>
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -148,8 +149,11 @@ class Translator {
     auto apply = [&](const YAML::Node& from, const std::string& p, bool replace_all) {
       if (!from || !from.IsMap()) return;
       for (const char* key : kSections) {
+        // Erase, then emplace: assigning over a YAML::Node would rebind the
+        // node it shares (the rule's own section) to the subset's.
         if (from[key]) {
-          in_effect[key] = {from[key], absl::StrCat(p, ".", key)};
+          in_effect.erase(key);
+          in_effect.emplace(key, std::make_pair(from[key], absl::StrCat(p, ".", key)));
         } else if (replace_all) {
           in_effect.erase(key);
         }
@@ -592,6 +596,20 @@ class Translator {
   const int port_;  // the Service port the client calls; 0 = not given
 };
 
+// Whether a StringMatch (as StringMatchJson writes it) holds for `value`;
+// only for values known at translation.
+bool StringMatchHolds(const Json::Object& sm, const std::string& value) {
+  const std::string& kind = sm.begin()->first;
+  if (kind == "present") return true;
+  const std::string& want = sm.begin()->second.string_value();
+  if (kind == "exact") return value == want;
+  if (kind == "prefix") return absl::StartsWith(value, want);
+  RE2::Options options;
+  options.set_log_errors(false);
+  const RE2 re(want, options);
+  return re.ok() && RE2::FullMatch(value, re);
+}
+
 // gRPC's status for an HTTP status, as gRPC maps them
 // (doc/http-grpc-status-mapping.md in gRPC's repository).
 std::string GrpcCodeForHttp(int64_t http) {
@@ -642,10 +660,8 @@ std::optional<Json::Object> RetryPolicy(const YAML::Node& retries, const std::st
                                               "over as UNAVAILABLE"));
       }
     } else if (on == "retriable-status-codes") {
-      // Retries the HTTP codes listed beside it; Istio's default policy
-      // lists 503, which a gRPC client sees as UNAVAILABLE (a gRPC server
-      // itself always answers HTTP 200).
-      if (!given) codes.insert("UNAVAILABLE");
+      // Retries the HTTP codes listed beside it (numbers in retryOn, below);
+      // Istio's default policy lists none.
     } else if (int http = 0; absl::SimpleAtoi(on, &http) && http >= 100 && http <= 599) {
       // An HTTP status: what a gRPC client sees of it.
       const std::string code = GrpcCodeForHttp(http);
@@ -946,13 +962,21 @@ struct HttpRoute {
   // (subset, or "" for the whole service; weight), one entry per subset.
   std::vector<std::pair<std::string, int64_t>> split;
   // gRPC's methodConfig names when the route matches by method path alone
-  // ({} for a route without match); empty when it cannot be one.
+  // ({} for a route that takes every call); empty when it cannot be one.
   std::vector<Json::Object> method_names;
+  // Takes every call (Istio's IsCatchAllRoute): routes after it are never
+  // reached, and Istio does not even build them.
+  bool catch_all = false;
 };
 
 // Istio's StringMatch as lbkit's; `{}` (presence) matches any value.
 Json::Object StringMatchJson(const YAML::Node& m, const std::string& p) {
-  if (m.IsNull() || (m.IsMap() && m.size() == 0)) return Json::Object{{"regex", Json(".*")}};
+  // `{}`, and regex "*" (not a valid RE2), mean "present" to Istio.
+  if (m.IsNull() || (m.IsMap() && m.size() == 0) ||
+      (m.IsMap() && m.size() == 1 && m["regex"] && m["regex"].IsScalar() &&
+       m["regex"].Scalar() == "*")) {
+    return Json::Object{{"present", Json(true)}};
+  }
   if (!m.IsMap() || m.size() != 1) throw Error{p + ": must set one of exact, prefix, regex"};
   const std::string kind = m.begin()->first.Scalar();
   if (kind != "exact" && kind != "prefix" && kind != "regex") {
@@ -975,7 +999,15 @@ class RouteTranslator {
       HttpRoute route;
       route.path = absl::StrCat(vs_.where, ": spec.http[", i, "]");
       route.node = http[i];
-      if (Translate(&route)) out.push_back(std::move(route));
+      if (!Translate(&route)) continue;
+      const bool catch_all = route.catch_all;
+      out.push_back(std::move(route));
+      if (catch_all && i + 1 < http.size()) {
+        t_->Warn(absl::StrCat(vs_.where, ": spec.http[", i + 1, "]"),
+                 absl::StrCat("never reached: http[", i, "] takes every call (Istio builds no "
+                              "route after it); left out with the routes after it"));
+        break;
+      }
     }
     return out;
   }
@@ -1002,13 +1034,29 @@ class RouteTranslator {
     }
     if (!Matches(r)) return false;
     Fault(r);
-    for (const char* key : {"redirect", "directResponse", "delegate"}) {
-      if (n[key]) {
-        t_->Warn(absl::StrCat(r->path, ".", key),
-                 "not carried over: lbkit balances calls over the service's endpoints; the "
-                 "route is left out and its calls take the next route that matches");
-        return false;
+    if (n["delegate"]) {
+      t_->Warn(r->path + ".delegate", "not carried over: delegation is for gateways; the route "
+                                      "is left out and its calls take the next route that "
+                                      "matches");
+      return false;
+    }
+    // Envoy answers these itself: to a gRPC client, a failed call with the
+    // gRPC code of the HTTP status.
+    if (n["directResponse"] || n["redirect"]) {
+      const bool direct = static_cast<bool>(n["directResponse"]);
+      int64_t http = 301;
+      if (direct) {
+        http = Integer(n["directResponse"]["status"], r->path + ".directResponse.status");
+      } else if (n["redirect"]["redirectCode"]) {
+        http = Integer(n["redirect"]["redirectCode"], r->path + ".redirect.redirectCode");
       }
+      const std::string code = GrpcCodeForHttp(http);
+      t_->Warn(r->path + (direct ? ".directResponse" : ".redirect"),
+               absl::StrCat("Envoy answers with HTTP ", http, ", which a gRPC client sees as ",
+                            code, ": every call of the route fails with it"));
+      r->abort = Json::Object{{"percentage", Number(100)}, {"code", Json(code)}};
+      r->split.clear();
+      return true;
     }
     Split(r);
     if (r->split.empty() && !(r->abort && (*r->abort)["percentage"].string_value() == "100")) {
@@ -1021,6 +1069,7 @@ class RouteTranslator {
     const YAML::Node match = r->node["match"];
     if (!match) {
       r->method_names.push_back(Json::Object{});
+      r->catch_all = true;
       return true;
     }
     if (!match.IsSequence()) throw Error{r->path + ".match: must be a list"};
@@ -1042,6 +1091,23 @@ class RouteTranslator {
       t_->Warn(r->path + ".match", "no entry can match a call of this client: the route is "
                                    "left out");
       return false;
+    }
+    // An entry without conditions (or with uri prefix "/" or regex ".*"
+    // alone) takes every call, as Istio's IsCatchAllRoute says.
+    for (const Json& m : r->matches) {
+      const Json::Object& entry = m.object_value();
+      bool every = entry.empty();
+      if (entry.size() == 1 && entry.count("method")) {
+        const Json::Object& sm = entry.at("method").object_value();
+        every = (sm.count("prefix") && sm.at("prefix").string_value() == "/") ||
+                (sm.count("regex") && sm.at("regex").string_value() == ".*");
+      }
+      if (every) {
+        r->catch_all = true;
+        r->matches.clear();
+        r->method_names = {Json::Object{}};
+        return true;
+      }
     }
     if (method_only) r->method_names = std::move(names);
     return true;
@@ -1066,11 +1132,25 @@ class RouteTranslator {
         if (!entry.second.IsMap()) throw Error{kp + ": must be a mapping"};
         Json::Object headers;
         for (const auto& h : entry.second) {
-          headers[absl::AsciiStrToLower(h.first.Scalar())] =
-              Json(StringMatchJson(h.second, kp + "." + h.first.Scalar()));
+          const std::string name = absl::AsciiStrToLower(h.first.Scalar());
+          const std::string hp = kp + "." + h.first.Scalar();
+          Json::Object sm = StringMatchJson(h.second, hp);
+          if (name == "content-type") {
+            // gRPC sends application/grpc, below what a policy sees.
+            const bool holds = StringMatchHolds(sm, "application/grpc");
+            if (holds == (key == "headers")) continue;  // always true: no condition
+            return std::nullopt;                        // never true
+          }
+          if (name == "te" || name == "user-agent" || absl::StartsWith(name, "grpc-") ||
+              absl::StartsWith(name, ":")) {
+            t_->Warn(hp, "gRPC sets this header itself, below what a balancing policy sees: "
+                         "the entry is left out (it never matches)");
+            return std::nullopt;
+          }
+          headers[name] = Json(std::move(sm));
         }
-        out[key] = Json(std::move(headers));
-        only_uri = false;
+        if (!headers.empty()) out[key] = Json(std::move(headers));
+        only_uri = only_uri && headers.empty();
       } else if (key == "gateways") {
         bool mesh = false;
         for (const auto& g : entry.second) mesh = mesh || (g.IsScalar() && g.Scalar() == "mesh");
@@ -1101,7 +1181,7 @@ class RouteTranslator {
       } else if (key == "authority" || key == "scheme") {
         t_->Warn(kp, "not checked: every call of a channel has the same authority and scheme");
         only_uri = false;
-      } else if (key != "name") {
+      } else if (key != "name" && key != "statPrefix") {
         t_->Warn(kp, "not carried over: lbkit has no equivalent; the condition is ignored");
         only_uri = false;
       }
@@ -1138,17 +1218,24 @@ class RouteTranslator {
     const YAML::Node abort = fault["abort"];
     if (!abort) return;
     const std::string ap = fp + ".abort";
-    double percent = 100;
-    if (abort["percentage"]) {
-      if (!abort["percentage"]["value"] ||
-          !absl::SimpleAtod(Scalar(abort["percentage"]["value"], ap + ".percentage.value"),
+    // Istio passes `percentage` on only when set, and Envoy aborts no call
+    // without it; `percent` was removed from Istio's API.
+    double percent = 0;
+    if (abort["percent"]) {
+      t_->Warn(ap + ".percent", "ignored: removed from Istio's API (use percentage.value); "
+                                "Istio drops it");
+    }
+    if (abort["percentage"] && abort["percentage"].IsMap() && abort["percentage"]["value"]) {
+      if (!absl::SimpleAtod(Scalar(abort["percentage"]["value"], ap + ".percentage.value"),
                             &percent)) {
         throw Error{ap + ".percentage.value: must be a number"};
       }
-    } else if (abort["percent"]) {
-      percent = static_cast<double>(Integer(abort["percent"], ap + ".percent"));  // deprecated
     }
     if (percent < 0 || percent > 100) throw Error{ap + ".percentage: must be in [0, 100]"};
+    if (percent == 0) {
+      t_->Warn(ap, "aborts no call: without percentage.value (or with 0) Envoy aborts none");
+      return;
+    }
     std::string code;
     if (abort["grpcStatus"]) {
       code = absl::AsciiStrToUpper(Scalar(abort["grpcStatus"], ap + ".grpcStatus"));
@@ -1299,6 +1386,10 @@ Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRul
       }
       split.push_back(Json(Json::Object{{"subset", Json(subset)}, {"weight", Json(weight)}}));
     }
+    if (split.size() > 1) {
+      t->Warn(r.path + ".route", "a gRPC retry picks again, possibly in another subset (Envoy "
+                                 "retries inside the one it chose)");
+    }
     if (!split.empty()) route["split"] = Json(std::move(split));
     out_routes.push_back(Json(std::move(route)));
   }
@@ -1314,35 +1405,64 @@ Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRul
                                              {"routes", Json(std::move(out_routes))}});
 }
 
-// gRPC's methodConfig for the routes' timeouts and retries: gRPC applies
-// them per method, so a route's carry over only when it matches by method
-// path alone (or matches every call). A host without routes gets Istio's
-// defaults.
+// gRPC's methodConfig for the routes' timeouts and retries. gRPC applies
+// them per method, and prefers an exact method over a service over the
+// default; Istio takes the first route that matches. So a route carries its
+// settings over when it matches by method path alone, for the methods no
+// earlier route took; the default entry is the catch-all route's, or, when
+// no route takes every call, the first header-matched route's (the calls
+// no route matches fail without reaching gRPC's retries). Every route has
+// settings: a route without `retries` has Istio's default retries, and one
+// with `attempts: 0` none, so its entry is written even when empty.
 Json::Array MethodConfigs(const std::vector<HttpRoute>& routes, Translator* t) {
   Json::Array out;
-  std::set<std::string> named;
-  auto add = [&](const YAML::Node& route, const std::string& path,
-                 const std::vector<Json::Object>& names) {
-    Json::Object mc = MethodConfig(route, path, t);
-    if (mc.size() == 1) return;  // only the name: nothing to say
-    Json::Array list;
-    for (const Json::Object& n : names) {
-      // The first route that matches a method wins, as in Istio.
-      if (named.insert(Json(n).Dump()).second) list.push_back(Json(n));
-    }
-    if (list.empty()) return;
-    mc["name"] = Json(std::move(list));
-    out.push_back(Json(std::move(mc)));
-  };
-  if (routes.empty()) add(YAML::Node(YAML::NodeType::Undefined), "", {Json::Object{}});
+  if (routes.empty()) {
+    Json::Object mc = MethodConfig(YAML::Node(YAML::NodeType::Undefined), "", t);
+    if (mc.size() > 1) out.push_back(Json(std::move(mc)));
+    return out;
+  }
+  const bool has_catch_all =
+      std::any_of(routes.begin(), routes.end(), [](const HttpRoute& r) { return r.catch_all; });
+  std::set<std::string> services, methods;
+  bool have_default = false;
+  const HttpRoute* default_from_headers = nullptr;
   for (const HttpRoute& r : routes) {
-    if (!r.method_names.empty()) {
-      add(r.node, r.path, r.method_names);
-    } else if (r.node["timeout"] || r.node["retries"]) {
-      t->Warn(r.path, "its timeout and retries are not carried over: gRPC applies them per "
-                      "method, and this route matches more than the method path; its calls get "
-                      "the settings of their method");
+    Json::Array names;
+    for (const Json::Object& n : r.method_names) {
+      if (n.empty()) {
+        if (!have_default) names.push_back(Json(n));
+        have_default = true;
+        continue;
+      }
+      const std::string service = n.at("service").string_value();
+      if (services.count(service)) continue;  // an earlier route took the whole service
+      if (n.count("method")) {
+        if (methods.insert(service + "/" + n.at("method").string_value()).second) {
+          names.push_back(Json(n));
+        }
+      } else {
+        services.insert(service);
+        names.push_back(Json(n));
+      }
     }
+    if (r.method_names.empty()) {
+      if (!has_catch_all && default_from_headers == nullptr) {
+        default_from_headers = &r;
+      } else if (r.node["timeout"] || r.node["retries"]) {
+        t->Warn(r.path, "its timeout and retries are not carried over: gRPC applies them per "
+                        "method, and this route matches more than the method path; its calls "
+                        "get the settings of their method");
+      }
+      continue;
+    }
+    if (names.empty()) continue;
+    Json::Object mc = MethodConfig(r.node, r.path, t);
+    mc["name"] = Json(std::move(names));
+    out.push_back(Json(std::move(mc)));
+  }
+  if (!have_default && default_from_headers != nullptr) {
+    Json::Object mc = MethodConfig(default_from_headers->node, default_from_headers->path, t);
+    out.push_back(Json(std::move(mc)));
   }
   return out;
 }
@@ -1377,21 +1497,28 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml,
       CollectDocuments(nodes[i].first, where0, &docs, &out.warnings);
     }
     // A later object with the same kind, namespace and name replaces an
-    // earlier one, as `kubectl apply` of the stream would.
+    // earlier one, as `kubectl apply` of the stream would. (The kept ones
+    // are moved into a new vector: assigning a YAML::Node rebinds the node
+    // it shares, so erasing from the middle would corrupt the others.)
+    std::vector<Document> kept;
     for (size_t i = 0; i < docs.size(); ++i) {
-      for (size_t j = i + 1; j < docs.size() && !docs[i].name.empty(); ++j) {
+      const Document* later = nullptr;
+      for (size_t j = i + 1; j < docs.size() && !docs[i].name.empty() && later == nullptr; ++j) {
         if (docs[j].kind == docs[i].kind && docs[j].name == docs[i].name &&
             (docs[j].ns.empty() ? "default" : docs[j].ns) ==
                 (docs[i].ns.empty() ? "default" : docs[i].ns)) {
-          out.warnings.push_back(absl::StrCat(docs[i].where, ": replaced by ", docs[j].where,
-                                              " (same kind, namespace and name), as kubectl "
-                                              "apply would"));
-          docs.erase(docs.begin() + static_cast<std::ptrdiff_t>(i));
-          --i;
-          break;
+          later = &docs[j];
         }
       }
+      if (later == nullptr) {
+        kept.push_back(std::move(docs[i]));
+      } else {
+        out.warnings.push_back(absl::StrCat(docs[i].where, ": replaced by ", later->where,
+                                            " (same kind, namespace and name), as kubectl "
+                                            "apply would"));
+      }
     }
+    docs.swap(kept);
     Translator t(&out.warnings, &out.channel_args, options.port);
     auto host_of = [](const Document& d) -> std::string {
       if (d.kind == "DestinationRule") return Fqdn(Scalar(d.spec["host"], d.where + ": spec.host"), d.ns);

@@ -596,6 +596,93 @@ spec:
                           "ROUND_ROBIN and LEAST_REQUEST only"));
 }
 
+// A subset's trafficPolicy overrides the rule's for that subset only
+// (Istio's MergeTrafficPolicy, section by section). yaml-cpp's Node
+// assignment rebinds a shared node, which once let v2's loadBalancer leak
+// into v1's chain.
+TEST(IstioSemantics, ASubsetsPolicyOverridesForThatSubsetOnly) {
+  const Translated t = Translate(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: r}
+spec:
+  host: r
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 3}
+  subsets:
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer: {simple: LEAST_REQUEST}
+  - name: v1
+    labels: {version: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [r]
+  http:
+  - route:
+    - destination: {host: r, subset: v2}
+      weight: 50
+    - destination: {host: r, subset: v1}
+      weight: 50
+)");
+  const auto& subsets = t.TopConfig().at("subsets").array_value();
+  ASSERT_EQ(subsets.size(), 2u) << t.text;
+  auto leaf = [](const Json& subset) {
+    // outlier -> locality -> leaf
+    const Json* p = &subset.object_value().at("childPolicy").array_value()[0];
+    for (int depth = 0; depth < 2; ++depth) {
+      p = &p->object_value().begin()->second.object_value().at("childPolicy").array_value()[0];
+    }
+    return p->object_value().begin()->first;
+  };
+  EXPECT_EQ(leaf(subsets[0]), "lbkit_least_request") << t.text;
+  EXPECT_EQ(leaf(subsets[1]), "lbkit_round_robin") << t.text;
+}
+
+// Routes as Envoy builds them from Istio's pilot: an abort needs its
+// percentage; a route matching by method alone keeps its own retries (none
+// with attempts: 0); uri prefix "/" and a content-type: application/grpc
+// match take every call, so later routes are never reached; a
+// directResponse fails its calls with the gRPC code of its status.
+TEST(IstioSemantics, RoutesFollowEnvoysRouteTable) {
+  const Translated t = Translate(std::string(kReviewsSubsets) + R"(---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    fault: {abort: {httpStatus: 503}}
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{uri: {exact: /reviews.Reviews/Delete}}]
+    retries: {attempts: 0}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{uri: {prefix: /reviews.Admin/}}]
+    directResponse: {status: 403}
+  - match: [{headers: {content-type: {prefix: application/grpc}}}]
+    route: [{destination: {host: reviews, subset: v3}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+)");
+  ASSERT_EQ(t.TopPolicy(), "lbkit_routes") << t.text;
+  const auto& routes = t.TopConfig().at("routes").array_value();
+  ASSERT_EQ(routes.size(), 4u) << t.text;  // the last is never reached
+  EXPECT_EQ(routes[0].object_value().count("abort"), 0u) << t.text;  // no percentage: none
+  EXPECT_TRUE(t.Warned("spec.http[0].fault.abort: aborts no call"));
+  EXPECT_EQ(routes[2].object_value().at("abort").object_value().at("code").string_value(),
+            "PERMISSION_DENIED");
+  EXPECT_EQ(routes[3].object_value().count("match"), 0u) << t.text;  // every gRPC call
+  EXPECT_TRUE(t.Warned("spec.http[4]: never reached"));
+  // Delete: no retries; everything else: Istio's default.
+  EXPECT_TRUE(t.Mentions(R"({"name":[{"method":"Delete","service":"reviews.Reviews"}]})"))
+      << t.text;
+  EXPECT_TRUE(t.Mentions(R"("name":[{}],"retryPolicy":{)")) << t.text;
+}
+
 // A VirtualService bound to gateways only is not the mesh's route.
 TEST(IstioSemantics, GatewayOnlyVirtualServicesDoNotApply) {
   const Translated t = Translate(std::string(kReviewsSubsets) + R"(---

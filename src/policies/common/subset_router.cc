@@ -132,6 +132,8 @@ bool StringMatch::Matches(absl::string_view text) const {
       return ignore_case ? absl::StartsWithIgnoreCase(text, value) : absl::StartsWith(text, value);
     case Kind::kRegex:
       return RE2::FullMatch(re2::StringPiece(text.data(), text.size()), *regex);
+    case Kind::kPresent:
+      return true;
   }
   return false;
 }
@@ -139,7 +141,7 @@ bool StringMatch::Matches(absl::string_view text) const {
 std::optional<StringMatch> ParseStringMatch(const grpc_core::Json& json,
                                             ValidationErrors* errors) {
   if (json.type() != grpc_core::Json::Type::OBJECT) {
-    errors->AddError("must be an object with one of exact, prefix, regex");
+    errors->AddError("must be an object with one of exact, prefix, regex, present");
     return std::nullopt;
   }
   std::optional<StringMatch> out;
@@ -152,8 +154,20 @@ std::optional<StringMatch> ParseStringMatch(const grpc_core::Json& json,
       m.kind = StringMatch::Kind::kPrefix;
     } else if (key == "regex") {
       m.kind = StringMatch::Kind::kRegex;
+    } else if (key == "present") {
+      m.kind = StringMatch::Kind::kPresent;
+      if (value.type() != grpc_core::Json::Type::JSON_TRUE) {
+        errors->AddError("must be true");
+        continue;
+      }
+      if (out.has_value()) {
+        errors->AddError("only one of exact, prefix, regex, present may be set");
+        continue;
+      }
+      out = std::move(m);
+      continue;
     } else {
-      errors->AddError("is not exact, prefix or regex");
+      errors->AddError("is not exact, prefix, regex or present");
       continue;
     }
     if (value.type() != grpc_core::Json::Type::STRING) {
@@ -161,7 +175,7 @@ std::optional<StringMatch> ParseStringMatch(const grpc_core::Json& json,
       continue;
     }
     if (out.has_value()) {
-      errors->AddError("only one of exact, prefix, regex may be set");
+      errors->AddError("only one of exact, prefix, regex, present may be set");
       continue;
     }
     m.value = value.string_value();
@@ -178,7 +192,7 @@ std::optional<StringMatch> ParseStringMatch(const grpc_core::Json& json,
     out = std::move(m);
   }
   if (!out.has_value() && errors->ok()) {
-    errors->AddError("must set one of exact, prefix, regex");
+    errors->AddError("must set one of exact, prefix, regex, present");
   }
   return out;
 }
@@ -189,7 +203,16 @@ bool RouteMatch::Matches(LoadBalancingPolicy::PickArgs args) const {
     absl::optional<absl::string_view> value;
     std::string buffer;
     if (args.initial_metadata != nullptr) value = args.initial_metadata->Lookup(h.name, &buffer);
-    const bool matched = value.has_value() && h.match.Matches(*value);
+    bool matched;
+    if (h.match.kind == StringMatch::Kind::kPresent) {
+      matched = value.has_value();
+    } else if (h.absent_or_different) {
+      // Istio's withoutHeaders reads a missing header as "" (Envoy's
+      // treat_missing_header_as_empty).
+      matched = h.match.Matches(value.value_or(""));
+    } else {
+      matched = value.has_value() && h.match.Matches(*value);
+    }
     if (matched == h.absent_or_different) return false;
   }
   return true;

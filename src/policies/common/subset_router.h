@@ -39,9 +39,10 @@ class RE2;
 namespace lbkit::policies {
 
 // Istio's StringMatch: exactly one of exact, prefix, regex (RE2, the whole
-// value must match, as Envoy's safe_regex does).
+// value must match, as Envoy's safe_regex does), or present (true: any
+// value, Istio's `{}`).
 struct StringMatch {
-  enum class Kind { kExact, kPrefix, kRegex };
+  enum class Kind { kExact, kPrefix, kRegex, kPresent };
   Kind kind = Kind::kExact;
   std::string value;
   bool ignore_case = false;  // exact and prefix only, as Istio's ignoreUriCase
@@ -50,8 +51,8 @@ struct StringMatch {
   bool Matches(absl::string_view text) const;
 };
 
-// Parses {"exact": ...} / {"prefix": ...} / {"regex": ...} at the current
-// field; errors name the field.
+// Parses {"exact": ...} / {"prefix": ...} / {"regex": ...} /
+// {"present": true} at the current field; errors name the field.
 std::optional<StringMatch> ParseStringMatch(const grpc_core::Json& json,
                                             grpc_core::ValidationErrors* errors);
 

@@ -62,7 +62,7 @@ constexpr char kJason[] = R"({
                                   {"headers": {"x-canary": {"prefix": "yes"}}}],
      "split": [{"subset": "v1", "weight": 50}, {"subset": "v2", "weight": 50}]},
     {"name": "no-user", "match": [{"method": {"exact": "/reviews.Reviews/List"},
-                                   "withoutHeaders": {"end-user": {"regex": ".*"}}}],
+                                   "withoutHeaders": {"end-user": {"present": true}}}],
      "split": [{"subset": "v1", "weight": 1}]},
     {"name": "default", "split": [{"subset": "v3", "weight": 100}]}]})";
 
@@ -150,6 +150,33 @@ TEST(Routes, NoMatchingRouteIsUnimplementedAndAnEmptyRouteFails) {
   EXPECT_EQ(fail->status.code(), absl::StatusCode::kUnavailable);
 }
 
+// Istio's header presence ({} / regex "*": "present": true) and its
+// withoutHeaders, which reads a missing header as "".
+TEST(Routes, PresenceAndWithoutHeadersFollowEnvoy) {
+  PolicyHarness h("lbkit_routes");
+  ASSERT_TRUE(h.Update(Reviews(), R"({
+    "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                {"name": "v2", "labels": {"version": "v2"}},
+                {"name": "v3", "labels": {"version": "v3"}}],
+    "routes": [{"match": [{"headers": {"x-debug": {"present": true}}}],
+                "split": [{"subset": "v1", "weight": 1}]},
+               {"match": [{"withoutHeaders": {"x-tier": {"regex": ".*"}}}],
+                "split": [{"subset": "v2", "weight": 1}]},
+               {"split": [{"subset": "v3", "weight": 1}]}]})")
+                  .ok());
+  for (const auto& a : {"127.0.0.1:9081", "127.0.0.1:9082", "127.0.0.1:9083"}) {
+    h.SetState(a, GRPC_CHANNEL_READY);
+  }
+  auto pick = [&](std::map<std::string, std::string> headers) {
+    FakeMetadata metadata(std::move(headers));
+    return Version(h.Pick(nullptr, &metadata));
+  };
+  EXPECT_EQ(pick({{"x-debug", ""}}), "v1");  // present, even empty
+  // ".*" matches "" too: a missing x-tier is not "without" it.
+  EXPECT_EQ(pick({}), "v3");
+  EXPECT_EQ(pick({{"x-tier", "gold"}}), "v3");
+}
+
 TEST(RoutesConfig, ErrorsNameTheField) {
   struct Case {
     const char* json;
@@ -166,8 +193,8 @@ TEST(RoutesConfig, ErrorsNameTheField) {
        "missing ): (]"},
       {R"({"subsets": [{"name": "v1"}], "routes": [{"match": [{"method": {"exact": "/a", "prefix": "/"}}],
            "split": [{"subset": "v1", "weight": 0}]}]})",
-       "[field:routes[0].match[0].method.prefix error:only one of exact, prefix, regex may be "
-       "set]"},
+       "[field:routes[0].match[0].method.prefix error:only one of exact, prefix, regex, present "
+       "may be set]"},
       {R"({"subsets": [{"name": "v1"}], "routes": [{"split": [{"subset": "v1", "weight": 0}]}]})",
        "[field:routes[0].split error:weights must not all be 0]"},
       {R"({"subsets": [{"name": "v1"}], "routes": [{"abort": {"percentage": 150, "code": "NOPE"}}]})",
