@@ -3,6 +3,9 @@
 // greeter servers labelled v1/v2/v3 on loopback: the end-user: jason route,
 // the 80/20 and 50/50 splits, and the fault abort of ratings.
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -10,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"

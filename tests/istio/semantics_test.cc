@@ -4,8 +4,11 @@
 // documents it was found on (bookinfo's rules, kubectl output, Google's
 // gRPC greeter sample with its Gateway). docs/istio.md has the semantics.
 
+#include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <grpc/grpc.h>
@@ -16,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "lbkit/istio.h"
 #include "src/core/lib/json/json.h"

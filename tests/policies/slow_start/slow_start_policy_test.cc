@@ -3,13 +3,17 @@
 // aggression)), a fourth endpoint added under traffic ramping up over the
 // window instead of taking its full share at once, and config errors.
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "policies/common/slow_start.h"
 #include "tests/support/fake_helper.h"
