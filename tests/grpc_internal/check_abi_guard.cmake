@@ -27,6 +27,9 @@ if(NOT out MATCHES "20220623 \\(Debian 12\\) or 20240722 \\(Debian 13\\)")
   message(FATAL_ERROR "the ABI guard failed without naming the builds it knows:\n${out}")
 endif()
 
+# A negative probe: one syntax-only compile that must be refused. Nothing
+# is built or linked with NDEBUG (cmake/NoNdebug.cmake strips it from every
+# real build; docs/grpc-internals.md, "Foundations").
 execute_process(COMMAND ${CXX} ${flags} -DNDEBUG ${probe}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 if(rc EQUAL 0 OR NOT out MATCHES "must not be compiled with NDEBUG")
