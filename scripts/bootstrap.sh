@@ -39,8 +39,11 @@ PACKAGES=(
   libre2-dev
   # the admin server (lbkit::AdminServer)
   libcivetweb-dev
-  # lbkit-istio (Istio YAML to service config)
+  # lbkit-istio (Istio YAML to service config) and lbkit-k8s's kubeconfig
   libyaml-cpp-dev
+  # lbkit-k8s: HTTPS to the API server, its JSON; its tests check the fake
+  # API server with Kubernetes' official Python client
+  libcurl4-openssl-dev nlohmann-json3-dev python3-kubernetes
   # benchmarks: the sidecar model and the charts
   "$nginx" haproxy python3-matplotlib
   # the fuzzers (tests/fuzz): clang with its libFuzzer and sanitizer runtimes

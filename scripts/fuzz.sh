@@ -25,7 +25,7 @@ done
 
 "$top/scripts/bootstrap.sh"
 build="$top/build-fuzz"
-fuzzers=(lb_config endpoints_file static_uri istio_yaml)
+fuzzers=(lb_config endpoints_file static_uri istio_yaml k8s_watch)
 [ -n "$only" ] && fuzzers=("$only")
 CC=clang CXX=clang++ cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLBKIT_SANITIZE=address -DLBKIT_FUZZ=ON -DLBKIT_BUILD_BENCHMARKS=OFF >/dev/null

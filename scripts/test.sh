@@ -99,7 +99,8 @@ if [ "$sanitizers" = 1 ]; then
 
   # The fuzzers need clang; ASan+UBSan as above, a fixed number of inputs
   # from a fixed seed each (scripts/fuzz.sh runs them longer).
-  targets=(--target lb_config_fuzzer endpoints_file_fuzzer static_uri_fuzzer istio_yaml_fuzzer)
+  targets=(--target lb_config_fuzzer endpoints_file_fuzzer static_uri_fuzzer istio_yaml_fuzzer
+           k8s_watch_fuzzer)
   CC=clang CXX=clang++ configure_and_build build-fuzz -DLBKIT_SANITIZE=address -DLBKIT_FUZZ=ON \
     -DLBKIT_BUILD_BENCHMARKS=OFF
   run_ctest build-fuzz -L fuzz

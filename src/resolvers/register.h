@@ -9,6 +9,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "resolvers/etcd/etcd_resolver.h"
 #include "resolvers/file/file_resolver.h"
+#include "resolvers/k8s/k8s_target.h"
 #include "resolvers/static/static_resolver.h"
 #include "src/core/lib/config/core_configuration.h"
 
@@ -17,6 +18,7 @@ namespace lbkit::resolvers {
 void RegisterStaticResolver(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterFileResolver(grpc_core::CoreConfiguration::Builder* builder);
 void RegisterEtcdResolver(grpc_core::CoreConfiguration::Builder* builder);
+void RegisterK8sResolver(grpc_core::CoreConfiguration::Builder* builder);
 
 struct ResolverEntry {
   absl::string_view scheme;
@@ -27,6 +29,7 @@ inline constexpr ResolverEntry kResolvers[] = {
     {kStaticScheme, RegisterStaticResolver},
     {kFileScheme, RegisterFileResolver},
     {kEtcdScheme, RegisterEtcdResolver},
+    {k8s::kK8sScheme, RegisterK8sResolver},
 };
 
 }  // namespace lbkit::resolvers

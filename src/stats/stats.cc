@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -17,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "src/core/lib/channel/status_util.h"
 
 namespace lbkit::stats {
@@ -321,6 +323,25 @@ const char* HealthName(Health health) {
   return "UNKNOWN";
 }
 
+namespace {
+
+struct Section {
+  std::function<std::string()> json, prometheus;
+};
+absl::Mutex g_sections_mu;
+std::map<std::string, Section>& Sections() {
+  static auto* sections = new std::map<std::string, Section>();
+  return *sections;
+}
+
+}  // namespace
+
+void RegisterSection(std::string name, std::function<std::string()> json,
+                     std::function<std::string()> prometheus) {
+  absl::MutexLock lock(&g_sections_mu);
+  Sections()[std::move(name)] = Section{std::move(json), std::move(prometheus)};
+}
+
 std::string DumpJson() {
   std::vector<std::string> policies;
   for (const PolicyStats::Snapshot& p : PolicyStats::ReadAll()) {
@@ -359,7 +380,14 @@ std::string DumpJson() {
         p.last_resolver_error.empty() ? "null" : JsonString(p.last_resolver_error),
         ",\"detail\":", p.detail_json, ",\"endpoints\":[", absl::StrJoin(endpoints, ","), "]}"));
   }
-  return absl::StrCat("{\"policies\":[", absl::StrJoin(policies, ","), "]}");
+  std::string sections;
+  {
+    absl::MutexLock lock(&g_sections_mu);
+    for (const auto& [name, section] : Sections()) {
+      absl::StrAppend(&sections, ",", JsonString(name), ":", section.json());
+    }
+  }
+  return absl::StrCat("{\"policies\":[", absl::StrJoin(policies, ","), "]", sections, "}");
 }
 
 std::string Prometheus() {
@@ -452,6 +480,10 @@ std::string Prometheus() {
   policy_family("lbkit_policy_resolver_errors_total",
                 "Resolver errors a policy instance received.",
                 &PolicyStats::Snapshot::resolver_errors);
+  {
+    absl::MutexLock lock(&g_sections_mu);
+    for (const auto& [name, section] : Sections()) out += section.prometheus();
+  }
   return out;
 }
 

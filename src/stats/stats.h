@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -174,6 +175,13 @@ void SetEnabled(bool enabled);
 std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> CountCall(
     const std::shared_ptr<EndpointStats>& endpoint,
     std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> inner);
+
+// A part of lbkit that is not a policy (a resolver's watches) adds a
+// top-level member `name` to DumpState() with the JSON `json()` returns,
+// and `prometheus()`'s lines to PrometheusText(). Registering a name again
+// replaces it.
+void RegisterSection(std::string name, std::function<std::string()> json,
+                     std::function<std::string()> prometheus);
 
 // The JSON of DumpState() and the text of PrometheusText().
 std::string DumpJson();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -362,7 +363,22 @@ class LocalityPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
 absl::Status LocalityPolicy::UpdateLocked(UpdateArgs args) {
   if (shutdown_) return absl::OkStatus();
   if (args.config != nullptr) config_ = std::move(args.config);
-  const LocalityParams& params = ParamsOf<LocalityParams>(*config_);
+  const LocalityParams& configured = ParamsOf<LocalityParams>(*config_);
+  // Without `locality` or $LBKIT_LOCALITY, the resolver may know where the
+  // client is (lbkit-k8s: the client pod's node).
+  LocalityParams from_resolver;
+  const LocalityParams* chosen = &configured;
+  if (!configured.client.has_value()) {
+    if (auto arg = args.args.GetString(kClientLocalityChannelArg); arg.has_value()) {
+      if (auto client = algorithms::ParseLocalityName(std::string_view(arg->data(), arg->size()));
+          client.has_value()) {
+        from_resolver = configured;
+        from_resolver.client = std::move(client);
+        chosen = &from_resolver;
+      }
+    }
+  }
+  const LocalityParams& params = *chosen;
   stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
   stats_->SetConfigJson(ConfigJson(config_.get()));
   if (!args.addresses.ok()) {

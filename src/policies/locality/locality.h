@@ -26,6 +26,11 @@ inline constexpr absl::string_view kLocalityPolicyName = "lbkit_locality";
 // has no `locality`.
 inline constexpr char kLocalityEnvironmentVariable[] = "LBKIT_LOCALITY";
 
+// The channel argument a resolver that knows the client's locality sets
+// (lbkit-k8s: the client pod's node's region/zone), "region/zone/subZone".
+// The config's `locality` and $LBKIT_LOCALITY take precedence over it.
+inline constexpr char kClientLocalityChannelArg[] = "lbkit.client_locality";
+
 }  // namespace lbkit::policies
 
 #endif  // LBKIT_POLICIES_LOCALITY_LOCALITY_H_
