@@ -1,7 +1,7 @@
 // Istio DestinationRule / VirtualService YAML to the gRPC service config that
 // does the same with lbkit's policies: what the `lbkit-istio` tool prints.
-// In the lbkit_istio library (target lbkit::istio), apart from lbkit itself,
-// because it needs yaml-cpp.
+// Part of lbkit (the target lbkit::istio names it too); lbkit-k8s uses it
+// to apply the cluster's rules live (`lbkit-k8s:///svc.ns:port?istio=true`).
 //
 //   auto t = lbkit::TranslateIstio(yaml_text);
 //   if (!t.ok()) { std::cerr << t.status() << "\n"; return 2; }

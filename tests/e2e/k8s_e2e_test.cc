@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,6 +91,7 @@ class Cluster {
   }
 
   testing::FakeKubeApiServer& api() { return *api_; }
+  int pod_port() const { return pod_port_; }
   std::string target(const std::string& port = "grpc") const {
     return absl::StrCat("lbkit-k8s:///", service_, ".default:", port);
   }
@@ -182,8 +185,10 @@ class Load {
         if (first_error_.empty()) first_error_ = r.status.error_message();
         continue;
       }
-      first_seen_.emplace(r.backend, std::chrono::steady_clock::now());
-      last_seen_[r.backend] = std::chrono::steady_clock::now();
+      const auto now = std::chrono::steady_clock::now();
+      first_seen_.emplace(r.backend, now);
+      last_seen_[r.backend] = now;
+      log_.emplace_back(now, r.backend);
     }
   }) {}
   ~Load() { Stop(); }
@@ -249,7 +254,14 @@ class Load {
   int calls_ = 0, failed_ = 0;
   std::string first_error_;
   std::map<std::string, std::chrono::steady_clock::time_point> first_seen_, last_seen_;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> log_;
   std::thread thread_;
+
+ public:
+  // Every successful call (when, which backend), after Stop().
+  const std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>>& log() const {
+    return log_;
+  }
 };
 
 double MillisSince(std::chrono::steady_clock::time_point start,
@@ -329,8 +341,8 @@ TEST(K8sE2E, ApiServerTroubleKeepsTheEndpointsAndCatchesUp) {
   ASSERT_EQ(cluster.api().Request("POST", "/fake/compact").status, 200);
   ASSERT_EQ(cluster.api().Request("POST", "/fake/close-watches").status, 200);
   const auto b2_back = std::chrono::steady_clock::now();
-  EXPECT_TRUE(load.FirstSeen("v2-b2").has_value());
-  (void)b2_back;
+  EXPECT_TRUE(load.SeenSince("v2-b2", b2_back, std::chrono::seconds(30)))
+      << DumpState() << "\n" << cluster.api().Log();
 
   // The token rotates: the old one is refused from now on.
   cluster.api().SetToken("client-2", {"*"});
@@ -348,7 +360,6 @@ TEST(K8sE2E, ApiServerTroubleKeepsTheEndpointsAndCatchesUp) {
   load.Stop();
   EXPECT_EQ(load.failed(), 0) << load.first_error();
   const std::string state = DumpState();
-  EXPECT_NE(state.find(R"("relists":)"), std::string::npos);
   const json parsed = json::parse(state);
   int relists = 0;
   for (const auto& watch : parsed["k8s"]) {
@@ -390,9 +401,12 @@ TEST(K8sE2E, BeforeTheFirstListCallsFailWithTheReason) {
   error = FirstError("lbkit-k8s:///greeter-errors-401.default:grpc");
   EXPECT_NE(error.find("401"), std::string::npos) << error;
 
-  // No credentials anywhere.
+  // No credentials anywhere (not even when the suite itself runs in a pod).
   const std::string kubeconfig = getenv("KUBECONFIG");
   unsetenv("KUBECONFIG");
+  const char* in_pod = getenv("KUBERNETES_SERVICE_HOST");
+  const std::string saved_pod_host = in_pod != nullptr ? in_pod : "";
+  unsetenv("KUBERNETES_SERVICE_HOST");
   const char* home = getenv("HOME");
   const std::string saved_home = home != nullptr ? home : "";
   setenv("HOME", "/nonexistent", 1);
@@ -400,6 +414,42 @@ TEST(K8sE2E, BeforeTheFirstListCallsFailWithTheReason) {
   EXPECT_NE(error.find("no credentials for the Kubernetes API"), std::string::npos) << error;
   setenv("HOME", saved_home.c_str(), 1);
   setenv("KUBECONFIG", kubeconfig.c_str(), 1);
+  if (!saved_pod_host.empty()) setenv("KUBERNETES_SERVICE_HOST", saved_pod_host.c_str(), 1);
+}
+
+TEST(K8sE2E, AServiceWithoutSelectorWorksAndItsDeletionEmptiesTheSet) {
+  Cluster cluster("greeter-manual");
+  // Hand-made EndpointSlices behind a Service without a selector.
+  cluster.api().Patch(absl::StrCat(kServicesPath, "/greeter-manual"),
+                      {{"spec", {{"selector", nullptr}}}});
+  FourPods pods(cluster);
+  auto stub = examples::Greeter::NewStub(
+      testing::MakeChannel(cluster.target(), testing::LbConfig("lbkit_round_robin")));
+  ASSERT_TRUE(testing::WaitForBackends(*stub, kAllFour)) << DumpState();
+  // The Service is deleted: its pods' addresses are dropped, not kept.
+  cluster.api().Delete(absl::StrCat(kServicesPath, "/greeter-manual"));
+  EXPECT_TRUE(testing::CallUntil(*stub, 20, [](const testing::Tally& t) { return t.ok() == 0; }))
+      << DumpState();
+}
+
+TEST(K8sE2E, CredentialsThatAppearLaterAreUsed) {
+  Cluster cluster("greeter-late");
+  FourPods pods(cluster);
+  const std::string real = getenv("KUBECONFIG");
+  const std::string late = real + ".late";
+  setenv("KUBECONFIG", late.c_str(), 1);
+  auto stub = examples::Greeter::NewStub(
+      testing::MakeChannel(cluster.target(), testing::LbConfig("lbkit_round_robin")));
+  const std::string error = FirstError(cluster.target());
+  EXPECT_NE(error.find("cannot read " + late), std::string::npos) << error;
+  // The kubeconfig is written after the channel was made.
+  {
+    std::ifstream in(real);
+    std::ofstream out(late);
+    out << in.rdbuf();
+  }
+  EXPECT_TRUE(testing::WaitForBackends(*stub, kAllFour, std::chrono::seconds(30)));
+  setenv("KUBECONFIG", real.c_str(), 1);
 }
 
 TEST(K8sE2E, GarbageAndTruncatedStreamsKeepTheLastGoodSet) {
@@ -430,7 +480,7 @@ TEST(K8sE2E, GarbageAndTruncatedStreamsKeepTheLastGoodSet) {
           << kind << "\n" << DumpState() << "\n" << cluster.api().Log();
     }
   }
-  // A slice the API server refuses (422) changes nothing.
+  // A slice the API server refuses (422) never reaches the client.
   json bad = testing::SliceJson("slice-a", "greeter-faults", "grpc", 1, {pods.a1});
   bad["endpoints"][0]["addresses"] = "not-a-list";
   EXPECT_EQ(cluster.api().Request("PUT", absl::StrCat(kSlicesPath, "/slice-a"), bad.dump()).status, 422);
@@ -489,6 +539,213 @@ TEST(K8sE2E, AThousandPodsInTenSlices) {
          "RSS grew %ld KiB (%.1f KiB per endpoint, gRPC's subchannels included)\n",
          first_call_ms, rss_after - rss_before, (rss_after - rss_before) / 1000.0);
   ::testing::Test::RecordProperty("first_call_ms", std::to_string(first_call_ms));
+}
+
+// --- ?istio=true: the cluster's DestinationRules and VirtualServices ---------
+
+constexpr char kIstioPath[] = "/apis/networking.istio.io/v1/namespaces/default";
+
+// examples/canary/canary.yaml (the seed's canary rule), for Service `host`.
+json CanaryDestinationRule(const std::string& host) {
+  return json::parse(absl::StrCat(R"({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+    "metadata": {"name": ")", host, R"(", "namespace": "default"},
+    "spec": {"host": ")", host, R"(",
+      "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"},
+        "outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s"}},
+      "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                  {"name": "v2", "labels": {"version": "v2"}}]}})"));
+}
+
+json WeightedRoute(const std::string& host, int v1, int v2) {
+  return json::parse(absl::StrCat(R"({"route": [
+      {"destination": {"host": ")", host, R"(", "subset": "v1"}, "weight": )", v1, R"(},
+      {"destination": {"host": ")", host, R"(", "subset": "v2"}, "weight": )", v2, R"(}],
+    "timeout": "2s", "retries": {"attempts": 2, "retryOn": "unavailable"}})"));
+}
+
+json CanaryVirtualService(const std::string& host, int v1, int v2) {
+  json vs = {{"apiVersion", "networking.istio.io/v1"},
+             {"kind", "VirtualService"},
+             {"metadata", {{"name", host}, {"namespace", "default"}}},
+             {"spec", {{"hosts", {host}}, {"http", {WeightedRoute(host, v1, v2)}}}}};
+  return vs;
+}
+
+// The application's own config: what the channel uses without a rule.
+const std::string kAppConfig =
+    absl::StrCat(R"({"loadBalancingConfig": [{"lbkit_round_robin": {}}],)", kRetry, "}");
+
+double Share(const testing::Tally& tally, const std::string& backend) {
+  auto it = tally.per_backend.find(backend);
+  return it == tally.per_backend.end() ? 0 : 100.0 * it->second / std::max(1, tally.ok());
+}
+
+// Established client connections to `port` (any 127.0.0.x), as
+// "remote-ip-hex:local-port-hex" from /proc/net/tcp: the same entry before
+// and after means the same connection.
+std::set<std::string> ConnectionsTo(int port) {
+  std::set<std::string> out;
+  char port_hex[8];
+  snprintf(port_hex, sizeof(port_hex), "%04X", port);
+  // gRPC's sockets are IPv6 ones with IPv4-mapped addresses: both tables.
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      if (state != "01" || remote.substr(remote.find(':') + 1) != port_hex) continue;
+      out.insert(absl::StrCat(remote, "<-", local.substr(local.find(':') + 1)));
+    }
+  }
+  return out;
+}
+
+std::string IstioState() {
+  const json state = json::parse(DumpState());
+  return state.contains("istio") ? state["istio"].dump() : "(no istio section)";
+}
+
+TEST(K8sIstioE2E, TheCanaryRuleAppliesAndFollowsEditsLive) {
+  Cluster cluster("greeter");
+  FourPods pods(cluster);
+  cluster.api().Create(absl::StrCat(kIstioPath, "/destinationrules"), CanaryDestinationRule("greeter"));
+  cluster.api().Create(absl::StrCat(kIstioPath, "/virtualservices"),
+                       CanaryVirtualService("greeter", 90, 10));
+  auto stub = examples::Greeter::NewStub(
+      testing::MakeChannel(cluster.target() + "?istio=true", kAppConfig));
+  ASSERT_TRUE(testing::WaitForBackends(*stub, kAllFour));
+  testing::Tally tally = testing::CallMany(*stub, 10000);
+  EXPECT_EQ(tally.failed(), 0) << tally.first_error;
+  EXPECT_NEAR(Share(tally, "v2-b2"), 10.0, 1.0) << IstioState();
+  printf("[ figure ] canary rule from the cluster: v2 got %.2f%% of 10000 calls\n",
+         Share(tally, "v2-b2"));
+
+  // Under load, the VirtualService goes to 50/50.
+  const std::set<std::string> before = ConnectionsTo(cluster.pod_port());
+  Load load(stub.get());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto patched = std::chrono::steady_clock::now();
+  cluster.api().Patch(absl::StrCat(kIstioPath, "/virtualservices/greeter"),
+                      {{"spec", {{"http", {WeightedRoute("greeter", 50, 50)}}}}});
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_error();
+  // When the split changed: the first window of 200 calls after the patch
+  // in which v2 took over a third.
+  double followed_ms = -1;
+  const auto& log = load.log();
+  for (size_t i = 0; i + 200 <= log.size(); ++i) {
+    if (log[i].first < patched) continue;
+    int v2 = 0;
+    for (size_t j = i; j < i + 200; ++j) v2 += log[j].second == "v2-b2";
+    if (v2 > 66) {
+      followed_ms = MillisSince(patched, log[i].first);
+      break;
+    }
+  }
+  ASSERT_GE(followed_ms, 0) << "the split never followed the edit; " << IstioState();
+  tally = testing::CallMany(*stub, 4000);
+  EXPECT_NEAR(Share(tally, "v2-b2"), 50.0, 3.0);
+  // Endpoints that stayed kept their connections.
+  const std::set<std::string> after = ConnectionsTo(cluster.pod_port());
+  for (const std::string& connection : before) {
+    EXPECT_TRUE(after.count(connection)) << connection << " was replaced";
+  }
+  EXPECT_FALSE(before.empty());
+  printf("[ figure ] VirtualService edited to 50/50 under load: the split followed %.0f ms after "
+         "the PATCH, %d calls, %d failed, %zu of %zu connections kept\n",
+         followed_ms, load.calls(), load.failed(), before.size(), before.size());
+  ::testing::Test::RecordProperty("istio_edit_followed_ms", std::to_string(followed_ms));
+
+  // The rules go: back to the application's config (round robin).
+  cluster.api().Delete(absl::StrCat(kIstioPath, "/virtualservices/greeter"));
+  cluster.api().Delete(absl::StrCat(kIstioPath, "/destinationrules/greeter"));
+  EXPECT_TRUE(testing::CallUntil(
+      *stub, 400, [](const testing::Tally& t) {
+        for (const auto& name : kAllFour) {
+          auto it = t.per_backend.find(name);
+          if (it == t.per_backend.end() || it->second < 95 || it->second > 105) return false;
+        }
+        return true;
+      }))
+      << IstioState() << "\n" << cluster.api().Log();
+}
+
+TEST(K8sIstioE2E, AHeaderMatchRouteAppliesLive) {
+  Cluster cluster("greeter-jason");
+  FourPods pods(cluster);
+  cluster.api().Create(absl::StrCat(kIstioPath, "/destinationrules"),
+                       CanaryDestinationRule("greeter-jason"));
+  auto stub = examples::Greeter::NewStub(
+      testing::MakeChannel(cluster.target() + "?istio=true", kAppConfig));
+  ASSERT_TRUE(testing::WaitForBackends(*stub, kAllFour));
+  // Bookinfo's rule (istio.io, "Request Routing"): end-user jason to v2.
+  json vs = CanaryVirtualService("greeter-jason", 100, 0);
+  vs["spec"]["http"] = json::parse(R"([
+      {"match": [{"headers": {"end-user": {"exact": "jason"}}}],
+       "route": [{"destination": {"host": "greeter-jason", "subset": "v2"}}]},
+      {"route": [{"destination": {"host": "greeter-jason", "subset": "v1"}}]}])");
+  cluster.api().Create(absl::StrCat(kIstioPath, "/virtualservices"), vs);
+  auto call_as = [&](const std::string& user) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (!user.empty()) context.AddMetadata("end-user", user);
+    examples::HelloRequest request;
+    examples::HelloReply reply;
+    grpc::Status status = stub->SayHello(&context, request, &reply);
+    return status.ok() ? reply.backend() : "error: " + status.error_message();
+  };
+  bool applied = false;
+  for (int i = 0; i < 200 && !applied; ++i) {
+    applied = call_as("jason") == "v2-b2" && call_as("jason") == "v2-b2" &&
+              call_as("jason") == "v2-b2";
+    if (!applied) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(applied) << IstioState();
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(call_as("jason"), "v2-b2");
+    EXPECT_NE(call_as(""), "v2-b2");
+    EXPECT_NE(call_as("mallory"), "v2-b2");
+  }
+}
+
+TEST(K8sIstioE2E, ARuleThatDoesNotTranslateKeepsTheLastGoodConfig) {
+  Cluster cluster("greeter-bad");
+  FourPods pods(cluster);
+  cluster.api().Create(absl::StrCat(kIstioPath, "/destinationrules"),
+                       CanaryDestinationRule("greeter-bad"));
+  cluster.api().Create(absl::StrCat(kIstioPath, "/virtualservices"),
+                       CanaryVirtualService("greeter-bad", 0, 100));
+  auto stub = examples::Greeter::NewStub(
+      testing::MakeChannel(cluster.target() + "?istio=true", kAppConfig));
+  ASSERT_TRUE(testing::WaitForBackends(*stub, {"v2-b2"}));
+  // An edit the API server takes (no schema here) but Istio would refuse.
+  json bad = WeightedRoute("greeter-bad", 50, 50);
+  bad["route"][0]["weight"] = "fifty";
+  cluster.api().Patch(absl::StrCat(kIstioPath, "/virtualservices/greeter-bad"),
+                      {{"spec", {{"http", {bad}}}}});
+  std::string state;
+  for (int i = 0; i < 200; ++i) {
+    state = IstioState();
+    if (state.find("is not an integer") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(state.find(R"(VirtualService default/greeter-bad)"), std::string::npos) << state;
+  EXPECT_NE(state.find(R"(\"fifty\" is not an integer)"), std::string::npos) << state;
+  testing::Tally tally = testing::CallMany(*stub, 500);
+  EXPECT_EQ(tally.per_backend.size(), 1u);  // still all to v2: the last good config
+  EXPECT_EQ(tally.per_backend.count("v2-b2"), 1u);
+  EXPECT_NE(PrometheusText().find("lbkit_k8s_istio_translation_errors_total "), std::string::npos);
+  // The next good edit is applied, and the error is gone.
+  cluster.api().Patch(absl::StrCat(kIstioPath, "/virtualservices/greeter-bad"),
+                      {{"spec", {{"http", {WeightedRoute("greeter-bad", 100, 0)}}}}});
+  EXPECT_TRUE(testing::CallUntil(*stub, 100, [](const testing::Tally& t) {
+    return t.per_backend.count("v2-b2") == 0 && t.failed() == 0;
+  })) << IstioState();
+  EXPECT_EQ(IstioState().find("is not an integer"), std::string::npos) << IstioState();
 }
 
 }  // namespace

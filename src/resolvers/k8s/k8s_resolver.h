@@ -20,6 +20,10 @@ namespace lbkit::resolvers::k8s {
 // The live watches as JSON (DumpState()'s "k8s") and Prometheus text.
 std::string WatchesJson();
 std::string WatchesPrometheus();
+// What each ?istio=true channel made of the cluster's rules (DumpState()'s
+// "istio"): the rules that apply, whether their config is the channel's,
+// the newest translation error, the warnings.
+std::string IstioJson();
 
 }  // namespace lbkit::resolvers::k8s
 

@@ -54,9 +54,18 @@ absl::StatusOr<K8sTarget> ParseK8sTarget(
         "lbkit-k8s takes no authority (\"", authority,
         "\"): the API server comes from the pod's service account or the kubeconfig; ", kSyntax));
   }
+  bool istio = false;
   for (const auto& [key, value] : query) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown parameter \"", key, "\" in the target; ", kSyntax));
+    if (key != "istio") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown parameter \"", key, "\" in the target (the one parameter is istio=true); ",
+          kSyntax));
+    }
+    if (value != "true" && value != "false") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("istio=", value, " in the target: the value is true or false"));
+    }
+    istio = value == "true";
   }
   absl::ConsumePrefix(&path, "/");
   const size_t colon = path.rfind(':');
@@ -66,6 +75,7 @@ absl::StatusOr<K8sTarget> ParseK8sTarget(
         kSyntax, " (PORT: a Service port's number or name)"));
   }
   K8sTarget target;
+  target.istio = istio;
   const absl::string_view host = path.substr(0, colon);
   const absl::string_view port = path.substr(colon + 1);
   uint32_t number = 0;

@@ -3,6 +3,7 @@
 //   lbkit-k8s:///greeter.default:grpc          Service greeter in default, port "grpc"
 //   lbkit-k8s:///greeter.default.svc.cluster.local:50051
 //   lbkit-k8s:///greeter:50051                  the client pod's own namespace
+//   lbkit-k8s:///greeter.default:grpc?istio=true  and the cluster's Istio rules
 //
 // PORT is a Service port's number (`port`, not `targetPort`) or its name.
 // docs/kubernetes.md documents the syntax and every error.
@@ -26,6 +27,9 @@ struct K8sTarget {
   std::string namespace_name;  // "" until resolved: the client's own namespace
   std::string port_name;       // set when PORT is a name
   uint16_t port_number = 0;    // set when PORT is a number
+  // ?istio=true: the cluster's DestinationRules and VirtualServices for
+  // this Service become the channel's service config.
+  bool istio = false;
   std::string PortText() const;
 };
 

@@ -82,8 +82,9 @@ KubeClient::KubeClient(KubeCredentials credentials) : credentials_(std::move(cre
   InitCurl();
 }
 
-KubeClient::Response KubeClient::Get(const std::string& path_and_query, Canceller* cancel) const {
-  return Perform(path_and_query, nullptr, std::chrono::seconds(60), cancel);
+KubeClient::Response KubeClient::Get(const std::string& path_and_query, Canceller* cancel,
+                                     std::chrono::seconds timeout) const {
+  return Perform(path_and_query, nullptr, timeout, cancel);
 }
 
 KubeClient::Response KubeClient::Stream(const std::string& path_and_query,

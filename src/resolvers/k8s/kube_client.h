@@ -54,7 +54,8 @@ class KubeClient {
     std::string body;     // non-streamed responses, and error bodies of streams
     absl::Status transport;  // a connection, TLS or credentials problem
   };
-  Response Get(const std::string& path_and_query, Canceller* cancel) const;
+  Response Get(const std::string& path_and_query, Canceller* cancel,
+               std::chrono::seconds timeout = std::chrono::seconds(60)) const;
   // Streams the 200 body to `on_bytes`, chunk by chunk, until the server
   // ends it, `on_bytes` returns false, the connection breaks (`transport`), `timeout` passes or
   // `cancel` fires. A non-200 body is returned whole in `body`.

@@ -17,19 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// `object[key]` when `object` is an object holding `key`, else null: the
-// API's optional fields are read without exceptions.
-const json* Member(const json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  return it == object.end() || it->is_null() ? nullptr : &*it;
-}
-
-std::string StringMember(const json& object, const char* key) {
-  const json* value = Member(object, key);
-  return value != nullptr && value->is_string() ? value->get<std::string>() : "";
-}
-
 absl::Status Malformed(absl::string_view kind, absl::string_view name, absl::string_view field,
                        absl::string_view what) {
   return absl::InvalidArgumentError(
@@ -59,12 +46,12 @@ absl::StatusOr<std::vector<ServicePort>> Ports(const json* value, absl::string_v
     const std::string field = absl::StrCat("ports[", i, "]");
     if (!entry.is_object()) return Malformed(kind, name, field, "is not an object");
     ServicePort port;
-    port.name = StringMember(entry, "name");
-    if (const json* p = Member(entry, "port")) {
+    port.name = JsonStringMember(entry, "name");
+    if (const json* p = JsonMember(entry, "port")) {
       if (!p->is_number_integer()) return Malformed(kind, name, field + ".port", "is not an integer");
       port.port = p->get<int>();
     }
-    if (std::string protocol = StringMember(entry, "protocol"); !protocol.empty()) {
+    if (std::string protocol = JsonStringMember(entry, "protocol"); !protocol.empty()) {
       port.protocol = protocol;
     }
     out.push_back(std::move(port));
@@ -73,46 +60,57 @@ absl::StatusOr<std::vector<ServicePort>> Ports(const json* value, absl::string_v
 }
 
 bool Condition(const json* conditions, const char* key, bool absent) {
-  const json* value = conditions != nullptr ? Member(*conditions, key) : nullptr;
+  const json* value = conditions != nullptr ? JsonMember(*conditions, key) : nullptr;
   return value != nullptr && value->is_boolean() ? value->get<bool>() : absent;
 }
 
 }  // namespace
 
+const json* JsonMember(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string JsonStringMember(const json& object, const char* key) {
+  const json* value = JsonMember(object, key);
+  return value != nullptr && value->is_string() ? value->get<std::string>() : "";
+}
+
 std::string ObjectName(const json& object) {
-  const json* metadata = Member(object, "metadata");
-  return metadata != nullptr ? StringMember(*metadata, "name") : "";
+  const json* metadata = JsonMember(object, "metadata");
+  return metadata != nullptr ? JsonStringMember(*metadata, "name") : "";
 }
 
 std::string ObjectResourceVersion(const json& object) {
-  const json* metadata = Member(object, "metadata");
-  return metadata != nullptr ? StringMember(*metadata, "resourceVersion") : "";
+  const json* metadata = JsonMember(object, "metadata");
+  return metadata != nullptr ? JsonStringMember(*metadata, "resourceVersion") : "";
 }
 
 std::optional<ApiStatus> ParseStatus(const json& object) {
-  if (StringMember(object, "kind") != "Status") return std::nullopt;
+  if (JsonStringMember(object, "kind") != "Status") return std::nullopt;
   ApiStatus status;
-  if (const json* code = Member(object, "code"); code != nullptr && code->is_number_integer()) {
+  if (const json* code = JsonMember(object, "code"); code != nullptr && code->is_number_integer()) {
     status.code = code->get<int>();
   }
-  status.reason = StringMember(object, "reason");
-  status.message = StringMember(object, "message");
+  status.reason = JsonStringMember(object, "reason");
+  status.message = JsonStringMember(object, "message");
   return status;
 }
 
 absl::StatusOr<ServiceInfo> ParseService(const json& object) {
   ServiceInfo service;
   service.name = ObjectName(object);
-  const json* spec = Member(object, "spec");
+  const json* spec = JsonMember(object, "spec");
   if (spec == nullptr || !spec->is_object()) {
     return Malformed("Service", service.name, "spec", "is missing");
   }
-  service.type = StringMember(*spec, "type");
+  service.type = JsonStringMember(*spec, "type");
   if (service.type.empty()) service.type = "ClusterIP";
-  auto selector = StringMap(Member(*spec, "selector"), "Service", service.name, "spec.selector");
+  auto selector = StringMap(JsonMember(*spec, "selector"), "Service", service.name, "spec.selector");
   if (!selector.ok()) return selector.status();
   service.selector = *std::move(selector);
-  auto ports = Ports(Member(*spec, "ports"), "Service", service.name);
+  auto ports = Ports(JsonMember(*spec, "ports"), "Service", service.name);
   if (!ports.ok()) return ports.status();
   service.ports = *std::move(ports);
   return service;
@@ -121,11 +119,11 @@ absl::StatusOr<ServiceInfo> ParseService(const json& object) {
 absl::StatusOr<SliceInfo> ParseEndpointSlice(const json& object) {
   SliceInfo slice;
   slice.name = ObjectName(object);
-  slice.address_type = StringMember(object, "addressType");
-  auto ports = Ports(Member(object, "ports"), "EndpointSlice", slice.name);
+  slice.address_type = JsonStringMember(object, "addressType");
+  auto ports = Ports(JsonMember(object, "ports"), "EndpointSlice", slice.name);
   if (!ports.ok()) return ports.status();
   slice.ports = *std::move(ports);
-  const json* endpoints = Member(object, "endpoints");
+  const json* endpoints = JsonMember(object, "endpoints");
   if (endpoints == nullptr) return slice;  // a slice with no endpoints is valid
   if (!endpoints->is_array()) {
     return Malformed("EndpointSlice", slice.name, "endpoints", "is not a list");
@@ -135,7 +133,7 @@ absl::StatusOr<SliceInfo> ParseEndpointSlice(const json& object) {
     const std::string field = absl::StrCat("endpoints[", i, "]");
     if (!entry.is_object()) return Malformed("EndpointSlice", slice.name, field, "is not an object");
     SliceEndpoint endpoint;
-    const json* addresses = Member(entry, "addresses");
+    const json* addresses = JsonMember(entry, "addresses");
     if (addresses == nullptr || !addresses->is_array()) {
       return Malformed("EndpointSlice", slice.name, field + ".addresses", "is not a list");
     }
@@ -145,14 +143,14 @@ absl::StatusOr<SliceInfo> ParseEndpointSlice(const json& object) {
       }
       endpoint.addresses.push_back(address.get<std::string>());
     }
-    const json* conditions = Member(entry, "conditions");
+    const json* conditions = JsonMember(entry, "conditions");
     endpoint.ready = Condition(conditions, "ready", true);
     endpoint.serving = Condition(conditions, "serving", endpoint.ready);
     endpoint.terminating = Condition(conditions, "terminating", false);
-    endpoint.zone = StringMember(entry, "zone");
-    endpoint.node_name = StringMember(entry, "nodeName");
-    if (const json* ref = Member(entry, "targetRef"); ref != nullptr) {
-      if (StringMember(*ref, "kind") == "Pod") endpoint.pod_name = StringMember(*ref, "name");
+    endpoint.zone = JsonStringMember(entry, "zone");
+    endpoint.node_name = JsonStringMember(entry, "nodeName");
+    if (const json* ref = JsonMember(entry, "targetRef"); ref != nullptr) {
+      if (JsonStringMember(*ref, "kind") == "Pod") endpoint.pod_name = JsonStringMember(*ref, "name");
     }
     slice.endpoints.push_back(std::move(endpoint));
   }
@@ -160,14 +158,14 @@ absl::StatusOr<SliceInfo> ParseEndpointSlice(const json& object) {
 }
 
 absl::StatusOr<Labels> ParsePodLabels(const json& object) {
-  const json* metadata = Member(object, "metadata");
-  return StringMap(metadata != nullptr ? Member(*metadata, "labels") : nullptr, "Pod",
+  const json* metadata = JsonMember(object, "metadata");
+  return StringMap(metadata != nullptr ? JsonMember(*metadata, "labels") : nullptr, "Pod",
                    ObjectName(object), "metadata.labels");
 }
 
 absl::StatusOr<NodeInfo> ParseNode(const json& object) {
-  const json* metadata = Member(object, "metadata");
-  auto labels = StringMap(metadata != nullptr ? Member(*metadata, "labels") : nullptr, "Node",
+  const json* metadata = JsonMember(object, "metadata");
+  auto labels = StringMap(metadata != nullptr ? JsonMember(*metadata, "labels") : nullptr, "Node",
                           ObjectName(object), "metadata.labels");
   if (!labels.ok()) return labels.status();
   NodeInfo node;
@@ -213,17 +211,33 @@ absl::StatusOr<SelectedEndpoints> SelectEndpoints(const ServiceState& state,
   };
   std::map<std::string, Candidate> ready, terminating;  // by address
   SelectedEndpoints out;
-  for (const auto& [slice_name, slice] : state.slices) {
-    if (slice.address_type != "IPv4" && slice.address_type != "IPv6") continue;  // FQDN
-    // kube-proxy matches a slice's port to the Service's by name.
-    const ServicePort* slice_port = nullptr;
+  out.service_port = port->port;
+  // kube-proxy matches a slice's port to the Service's by name.
+  auto port_of = [&](const SliceInfo& slice) -> const ServicePort* {
+    const ServicePort* found = nullptr;
     for (const ServicePort& p : slice.ports) {
-      if (p.name == port->name && p.protocol == port->protocol) slice_port = &p;
+      if (p.name == port->name && p.protocol == port->protocol) found = &p;
     }
-    if (slice_port == nullptr || slice_port->port < 1 || slice_port->port > 65535) continue;
+    return found != nullptr && found->port >= 1 && found->port <= 65535 ? found : nullptr;
+  };
+  // A dual-stack Service lists each pod once per family: one family is
+  // taken, IPv4 when it has endpoints (kube-proxy too serves each family
+  // on its own).
+  bool have_ipv4 = false;
+  for (const auto& [slice_name, slice] : state.slices) {
+    have_ipv4 = have_ipv4 || (slice.address_type == "IPv4" && port_of(slice) != nullptr &&
+                              !slice.endpoints.empty());
+  }
+  out.address_family = have_ipv4 ? "IPv4" : "IPv6";
+  for (const auto& [slice_name, slice] : state.slices) {
+    if (slice.address_type != out.address_family) continue;  // the other family, FQDN
+    const ServicePort* slice_port = port_of(slice);
+    if (slice_port == nullptr) continue;
     for (const SliceEndpoint& endpoint : slice.endpoints) {
       std::map<std::string, Candidate>* into = nullptr;
-      if (endpoint.ready && !endpoint.terminating) {
+      // `ready` is false for a terminating pod unless the Service publishes
+      // not-ready addresses, which then count as ready, as in kube-proxy.
+      if (endpoint.ready) {
         into = &ready;
       } else if (endpoint.serving && endpoint.terminating) {
         into = &terminating;

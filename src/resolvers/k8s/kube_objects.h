@@ -78,6 +78,12 @@ absl::StatusOr<SliceInfo> ParseEndpointSlice(const nlohmann::json& object);
 absl::StatusOr<Labels> ParsePodLabels(const nlohmann::json& object);
 absl::StatusOr<NodeInfo> ParseNode(const nlohmann::json& object);
 
+// `object[key]` when `object` is an object holding a non-null `key`, else
+// null: the API's optional fields are read without exceptions.
+const nlohmann::json* JsonMember(const nlohmann::json& object, const char* key);
+// That member when it is a string, else "".
+std::string JsonStringMember(const nlohmann::json& object, const char* key);
+
 // metadata.name / metadata.resourceVersion, "" when absent.
 std::string ObjectName(const nlohmann::json& object);
 std::string ObjectResourceVersion(const nlohmann::json& object);
@@ -100,6 +106,8 @@ struct ServiceState {
 
 struct SelectedEndpoints {
   std::vector<EndpointSpec> endpoints;  // sorted by address
+  int service_port = 0;  // the Service port the target names (its `port`)
+  std::string address_family;  // "IPv4", or "IPv6" when no IPv4 slice has endpoints
   std::map<std::string, int> per_slice;  // endpoints each slice contributed
   // True when no endpoint was ready and the serving, terminating ones were
   // taken instead (kube-proxy's fallback).

@@ -105,7 +105,11 @@ struct ListWatch::State {
     return out;
   }
 
+  // An error was reported and no watch has delivered since.
+  bool erred = false;
+
   void CountError(const absl::Status& error) {
+    erred = true;
     {
       absl::MutexLock lock(&mu);
       ++stats.errors;
@@ -127,6 +131,13 @@ struct ListWatch::State {
         // The continue token expired between pages: start over.
         items.clear();
         next.clear();
+        continue;
+      }
+      if (response.status == 404 && next.empty() && !spec.fallback_paths.empty()) {
+        spec.path = spec.fallback_paths.front();
+        spec.fallback_paths.erase(spec.fallback_paths.begin());
+        absl::MutexLock lock(&mu);
+        stats.path = spec.path;
         continue;
       }
       if (!response.transport.ok() || response.status != 200) {
@@ -181,6 +192,10 @@ struct ListWatch::State {
         return;
       }
       if (!event->resource_version.empty()) *version = event->resource_version;
+      if (!*saw_event && erred && callbacks.on_recovered) {
+        erred = false;
+        callbacks.on_recovered();
+      }
       *saw_event = true;
       absl::MutexLock lock(&mu);
       stats.resource_version = *version;
@@ -231,6 +246,7 @@ struct ListWatch::State {
         if (!cancel.Sleep(backoff.Next())) return;
         continue;
       }
+      erred = false;  // on_list replaces everything, errors included
       {
         absl::MutexLock lock(&mu);
         if (stats.lists++ > 0) ++stats.relists;
@@ -274,6 +290,7 @@ std::shared_ptr<ListWatch> ListWatch::Start(std::shared_ptr<const KubeClient> cl
   auto state = std::make_shared<State>();
   state->client = std::move(client);
   state->stats.resource = spec.resource;
+  state->stats.path = spec.path;
   state->spec = std::move(spec);
   state->callbacks = std::move(callbacks);
   // The thread owns a reference to the state only (no gRPC object), so it

@@ -38,6 +38,9 @@ struct ListWatchSpec {
   std::string label_selector;  // "" for none
   std::string field_selector;  // "" for none
   std::string resource;        // "pods", for messages and stats
+  // Collections to fall back to, in order, while the server answers 404 to
+  // a list (an API group served at an older version only).
+  std::vector<std::string> fallback_paths = {};
 };
 
 struct ListWatchCallbacks {
@@ -48,10 +51,14 @@ struct ListWatchCallbacks {
   // A problem; the copy stays as it was. `before_first_list` says whether
   // anything was ever listed.
   std::function<void(const absl::Status& error)> on_error;
+  // After an error, the first event or bookmark of a watch: the problem is
+  // over. May be empty.
+  std::function<void()> on_recovered;
 };
 
 struct ListWatchStats {
   std::string resource;
+  std::string path;  // the collection in use (after any fallback)
   std::string resource_version;
   uint64_t lists = 0;    // complete lists (the first, then re-lists)
   uint64_t relists = 0;  // lists after the first (410 Gone, or an error)

@@ -1,7 +1,9 @@
 #include "resolvers/k8s/service_watch.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -17,8 +19,10 @@ namespace lbkit::resolvers::k8s {
 namespace {
 
 absl::Mutex g_registry_mu;
-std::map<std::pair<std::string, std::string>, std::weak_ptr<ServiceWatch>>& Registry() {
-  static auto* registry = new std::map<std::pair<std::string, std::string>, std::weak_ptr<ServiceWatch>>();
+// By API server, namespace and Service.
+using RegistryKey = std::tuple<std::string, std::string, std::string>;
+std::map<RegistryKey, std::weak_ptr<ServiceWatch>>& Registry() {
+  static auto* registry = new std::map<RegistryKey, std::weak_ptr<ServiceWatch>>();
   return *registry;
 }
 
@@ -36,7 +40,7 @@ absl::StatusOr<std::shared_ptr<ServiceWatch>> ServiceWatch::Get(const std::strin
   if (!credentials.ok()) return credentials.status();
   const std::string ns = namespace_name.empty() ? credentials->default_namespace : namespace_name;
   absl::MutexLock lock(&g_registry_mu);
-  std::weak_ptr<ServiceWatch>& slot = Registry()[{ns, service}];
+  std::weak_ptr<ServiceWatch>& slot = Registry()[{credentials->server, ns, service}];
   if (auto live = slot.lock()) return live;
   auto client = std::make_shared<const KubeClient>(*std::move(credentials));
   std::shared_ptr<ServiceWatch> watch(new ServiceWatch(std::move(client), ns, service));
@@ -92,6 +96,15 @@ ListWatchCallbacks ServiceWatch::Callbacks(
   };
   callbacks.on_error = [weak, resource](const absl::Status& error) {
     if (auto self = weak.lock()) self->OnError(resource, error);
+  };
+  callbacks.on_recovered = [weak, resource]() {
+    if (auto self = weak.lock()) {
+      {
+        absl::MutexLock lock(&self->mu_);
+        self->ClearErrorLocked(resource);
+      }
+      self->Notify();
+    }
   };
   return callbacks;
 }
@@ -159,6 +172,7 @@ void ServiceWatch::UpdateServiceLocked(std::optional<ServiceInfo> service) {
   const std::string selector = service.has_value() ? SelectorText(service->selector) : "";
   state_.service = std::move(service);
   snapshot_.reset();
+  if (selector.empty()) pods_listed_ = true;  // no selector: no pods to read labels from
   if (selector == pod_selector_ && (pods_lw_ != nullptr || selector.empty())) return;
   pod_selector_ = selector;
   if (pods_lw_ != nullptr) pods_lw_->Stop();
@@ -200,6 +214,9 @@ void ServiceWatch::OnSlices(std::vector<nlohmann::json> items) {
     state_.slices = std::move(slices);
     slices_listed_ = true;
     snapshot_.reset();
+    // A (re-)list is the chance for nodes whose lookup failed.
+    nodes_failed_.clear();
+    if (!client_locality_.has_value()) client_node_fetched_ = false;
   }
   FetchNodes();
   Notify();
@@ -317,7 +334,9 @@ void ServiceWatch::FetchNodes() {
   std::set<std::string> failed;
   for (const std::string& name : wanted) {
     ListWatchSpec spec{"/api/v1/nodes", "", "", "nodes"};
-    KubeClient::Response response = client_->Get(absl::StrCat("/api/v1/nodes/", name), &node_cancel_);
+    // A short timeout: the slices' watch waits for these lookups.
+    KubeClient::Response response = client_->Get(absl::StrCat("/api/v1/nodes/", name),
+                                                 &node_cancel_, std::chrono::seconds(5));
     if (node_cancel_.cancelled()) return;
     nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
     auto node = response.status == 200 ? ParseNode(body) : absl::StatusOr<NodeInfo>(ApiError("get", spec, response));
@@ -325,7 +344,7 @@ void ServiceWatch::FetchNodes() {
       found[name] = *node;
       continue;
     }
-    if (response.status == 403 || response.status == 401) {
+    if (response.status == 403) {
       forbidden = true;
       gpr_log(GPR_INFO,
               "lbkit-k8s: %s; endpoints' localities carry their zone only (no region), and the "
@@ -344,7 +363,14 @@ void ServiceWatch::FetchNodes() {
   if (!found.empty()) snapshot_.reset();
   if (!client_node.empty()) {
     if (auto it = state_.nodes.find(client_node); it != state_.nodes.end()) {
-      client_locality_ = Locality{it->second.region, it->second.zone, ""};
+      if (it->second.region.empty()) {
+        // lbkit_locality's names start with the region: without one the
+        // client's node says nothing usable.
+        gpr_log(GPR_INFO, "lbkit-k8s: node %s has no %s label; set LBKIT_LOCALITY",
+                client_node.c_str(), kRegionLabel);
+      } else {
+        client_locality_ = Locality{it->second.region, it->second.zone, ""};
+      }
     }
   }
 }
@@ -355,25 +381,12 @@ std::string LocalityText(const Locality& locality) {
 }
 
 uint64_t ServiceWatch::AddListener(std::function<void()> listener) {
-  absl::MutexLock lock(&listeners_mu_);
-  const uint64_t id = next_listener_++;
-  listeners_[id] = std::move(listener);
-  return id;
+  return listeners_.Add(std::move(listener));
 }
 
-void ServiceWatch::RemoveListener(uint64_t id) {
-  absl::MutexLock lock(&listeners_mu_);
-  listeners_.erase(id);
-}
+void ServiceWatch::RemoveListener(uint64_t id) { listeners_.Remove(id); }
 
-void ServiceWatch::Notify() {
-  std::vector<std::function<void()>> listeners;
-  {
-    absl::MutexLock lock(&listeners_mu_);
-    for (const auto& [id, listener] : listeners_) listeners.push_back(listener);
-  }
-  for (const auto& listener : listeners) listener();
-}
+void ServiceWatch::Notify() { listeners_.Notify(); }
 
 ServiceWatch::View ServiceWatch::Read() {
   absl::MutexLock lock(&mu_);
@@ -392,10 +405,7 @@ ServiceWatchInfo ServiceWatch::Info() {
   info.service = service_;
   info.api_server = client_->credentials().server;
   info.credentials = client_->credentials().source;
-  {
-    absl::MutexLock lock(&listeners_mu_);
-    info.listeners = static_cast<int>(listeners_.size());
-  }
+  info.listeners = listeners_.size();
   std::shared_ptr<ListWatch> pods;
   {
     absl::MutexLock lock(&mu_);

@@ -30,6 +30,7 @@
 #include "resolvers/k8s/kube_client.h"
 #include "resolvers/k8s/kube_objects.h"
 #include "resolvers/k8s/list_watch.h"
+#include "resolvers/k8s/listeners.h"
 
 namespace lbkit::resolvers::k8s {
 
@@ -63,6 +64,7 @@ class ServiceWatch : public std::enable_shared_from_this<ServiceWatch> {
 
   ~ServiceWatch();
   const std::string& namespace_name() const { return namespace_name_; }
+  const std::shared_ptr<const KubeClient>& client() const { return client_; }
 
   // `listener` runs on a watch thread (never with a lock of ours held)
   // after each change, and after an error; it then calls Read().
@@ -131,9 +133,7 @@ class ServiceWatch : public std::enable_shared_from_this<ServiceWatch> {
   std::optional<Locality> client_locality_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> nodes_failed_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex listeners_mu_;
-  uint64_t next_listener_ ABSL_GUARDED_BY(listeners_mu_) = 1;
-  std::map<uint64_t, std::function<void()>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  Listeners listeners_;
 };
 
 }  // namespace lbkit::resolvers::k8s

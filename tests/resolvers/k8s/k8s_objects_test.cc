@@ -192,7 +192,13 @@ TEST(SelectEndpoints, MergesSlicesAndCountsAnAddressOnce) {
   ASSERT_TRUE(picked.ok());
   std::vector<std::string> addresses;
   for (const auto& e : picked->endpoints) addresses.push_back(e.address);
-  EXPECT_EQ(addresses, (std::vector<std::string>{"10.1.2.3:80", "10.1.2.4:80", "[fd00::1]:80"}));
+  // Dual stack: one family, IPv4 while it has endpoints.
+  EXPECT_EQ(addresses, (std::vector<std::string>{"10.1.2.3:80", "10.1.2.4:80"}));
+  state.slices.erase("example-abc");
+  state.slices.erase("example-def");
+  picked = SelectEndpoints(state, K8sTarget{"my-service", "default", "http", 0});
+  ASSERT_EQ(picked->endpoints.size(), 1u);
+  EXPECT_EQ(picked->endpoints[0].address, "[fd00::1]:80");
 }
 
 TEST(SelectEndpoints, RefusesWhatHasNoEndpoints) {
