@@ -176,6 +176,80 @@ inline std::optional<std::vector<uint64_t>> DistributeWeights(
   return std::nullopt;
 }
 
+// What lbkit_locality knows about where its endpoints should go.
+struct PlacementRules {
+  std::optional<LocalityName> client;
+  std::vector<FailoverRule> failover;
+  std::vector<DistributeRule> distribute;
+  size_t num_priority_keys = 0;  // Istio's failoverPriority entries
+};
+
+// Where one endpoint goes: a group (its locality, split by failoverPriority
+// labels) at a priority level, with its locality's distribute weight.
+struct Placement {
+  uint32_t label_priority = 0;  // from failoverPriority; part of the group's identity
+  uint32_t priority = 0;        // the level, compacted to 0..K-1
+  uint64_t weight = 0;          // distribute weight; 0 = pooled by healthy endpoints
+  bool excluded = false;        // distribute sends its locality no traffic
+};
+
+// Istio's placement of `endpoints` (each endpoint's locality, in order):
+// proximity and failover levels, failoverPriority levels, and distribute
+// weights. `client_value(i)` is the client's value for failoverPriority
+// entry i, `endpoint_value(e, i)` endpoint e's (nullopt when absent).
+//  - Proximity (region/zone/subZone and failover rules) applies under
+//    failoverPriority only when failover is set too; with failoverPriority
+//    alone the levels come from the labels alone.
+//  - With distribute rules Istio sets no priorities at all: a client no
+//    rule's `from` covers gets no locality preference.
+template <typename ClientValue, typename EndpointValue>
+std::vector<Placement> PlaceEndpoints(const PlacementRules& rules,
+                                      const std::vector<LocalityName>& endpoints,
+                                      ClientValue&& client_value, EndpointValue&& endpoint_value) {
+  std::vector<LocalityName> localities;  // distinct, in first-seen order
+  std::map<LocalityName, size_t> locality_index;
+  std::vector<uint64_t> locality_endpoints;
+  std::vector<size_t> locality_of;
+  for (const LocalityName& name : endpoints) {
+    auto [it, inserted] = locality_index.emplace(name, localities.size());
+    if (inserted) {
+      localities.push_back(name);
+      locality_endpoints.push_back(0);
+    }
+    ++locality_endpoints[it->second];
+    locality_of.push_back(it->second);
+  }
+  std::optional<std::vector<uint64_t>> weights;
+  if (rules.client.has_value() && !rules.distribute.empty()) {
+    weights = DistributeWeights(*rules.client, rules.distribute, localities, locality_endpoints);
+  }
+  const bool proximity = rules.num_priority_keys == 0 || !rules.failover.empty();
+  const bool prioritised = rules.distribute.empty();
+  std::vector<Placement> out(endpoints.size());
+  std::vector<uint32_t> raw(endpoints.size(), 0);
+  for (size_t e = 0; e < endpoints.size(); ++e) {
+    Placement& p = out[e];
+    uint32_t priority = 0;
+    if (rules.client.has_value() && proximity && prioritised) {
+      priority = ProximityPriority(*rules.client, endpoints[e], rules.failover);
+    }
+    if (rules.num_priority_keys > 0 && prioritised) {
+      p.label_priority = LabelPriority(rules.num_priority_keys, client_value,
+                                       [&](size_t i) { return endpoint_value(e, i); });
+      priority = p.label_priority * 5 + priority;
+    }
+    if (weights.has_value()) {
+      p.weight = (*weights)[locality_of[e]];
+      p.excluded = p.weight == 0;
+    } else {
+      raw[e] = priority;
+    }
+  }
+  const std::vector<uint32_t> priorities = CompactPriorities(raw);
+  for (size_t e = 0; e < endpoints.size(); ++e) out[e].priority = priorities[e];
+  return out;
+}
+
 struct PriorityHealth {
   uint64_t healthy = 0;
   uint64_t total = 0;

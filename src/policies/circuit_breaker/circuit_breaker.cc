@@ -19,6 +19,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
 #include "policies/common/endpoint_list.h"
+#include "policies/common/parent_policy.h"
 #include "policies/common/policy_factory.h"
 #include "policies/common/serving_count.h"
 #include "policies/register.h"
@@ -78,6 +79,8 @@ struct InFlight : public grpc_core::RefCounted<InFlight> {
 // The channel's subchannel, with the in-flight count of its address.
 class LimitedSubchannel : public grpc_core::DelegatingSubchannel {
  public:
+  static constexpr char kKind = 0;  // ChildPolicy::Wrapping's tag
+
   LimitedSubchannel(RefCountedPtr<SubchannelInterface> subchannel, RefCountedPtr<InFlight> count)
       : DelegatingSubchannel(std::move(subchannel)), count_(std::move(count)) {}
   const RefCountedPtr<InFlight>& count() const { return count_; }
@@ -128,14 +131,13 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
       return Overflow(absl::StrCat(max_total_, " calls in flight on the channel, the "
                                                "maxConcurrentRequests limit"));
     }
-    LoadBalancingPolicy::PickResult result = ChildPolicy::Unwrap(child_->Pick(args));
-    auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result.result);
-    if (complete == nullptr) {
+    LimitedSubchannel* subchannel;
+    LoadBalancingPolicy::PickResult result = ChildPolicy::UnwrapTo(child_->Pick(args), &subchannel);
+    if (subchannel == nullptr) {
       total_->count.fetch_sub(1, std::memory_order_relaxed);
       return result;
     }
-    // Every subchannel below this policy is a LimitedSubchannel.
-    auto* subchannel = static_cast<LimitedSubchannel*>(complete->subchannel.get());
+    auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result.result);
     const int64_t on_endpoint =
         subchannel->count()->count.fetch_add(1, std::memory_order_relaxed);
     if (max_per_endpoint_ > 0 && on_endpoint >= max_per_endpoint_) {
@@ -147,7 +149,6 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
     }
     complete->subchannel_call_tracker = std::make_unique<LimitTracker>(
         std::move(complete->subchannel_call_tracker), total_, subchannel->count());
-    complete->subchannel = subchannel->wrapped_subchannel();
     return result;
   }
 
@@ -169,92 +170,53 @@ class BreakerPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
   const std::shared_ptr<stats::PolicyStats> stats_;
 };
 
-class CircuitBreaker : public LoadBalancingPolicy, public ChildPolicy::Owner {
+class CircuitBreaker : public ParentPolicy {
  public:
   explicit CircuitBreaker(Args args)
-      : LoadBalancingPolicy(std::move(args)),
-        // The child's subchannels carry their address's in-flight count.
-        helper_(channel_control_helper(), &shutdown_,
-                [this](const grpc_core::ServerAddress& address,
-                       RefCountedPtr<SubchannelInterface> subchannel) {
-                  auto& count = per_endpoint_[Key(address)];
-                  if (count == nullptr) count = grpc_core::MakeRefCounted<InFlight>();
-                  return grpc_core::MakeRefCounted<LimitedSubchannel>(std::move(subchannel),
-                                                                      count);
-                }),
-        stats_(stats::PolicyStats::Register(std::string(kCircuitBreakerPolicyName),
-                                            /*counts_calls=*/false)) {}
+      : ParentPolicy(std::move(args), kCircuitBreakerPolicyName) {}
 
-  absl::string_view name() const override { return kCircuitBreakerPolicyName; }
+ private:
+  static std::string Key(const grpc_core::ServerAddress& address) { return AddressText(address); }
 
-  absl::Status UpdateLocked(UpdateArgs args) override {
-    if (shutdown_) return absl::OkStatus();
-    if (args.config != nullptr) config_ = std::move(args.config);
-    const CircuitBreakerParams& params = ParamsOf<CircuitBreakerParams>(*config_);
-    stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
-    stats_->SetConfigJson(ConfigJson(config_.get()));
-    if (child_ == nullptr) {
-      child_ = grpc_core::MakeOrphanable<ChildPolicy>(
-          std::string(kCircuitBreakerPolicyName), this, Ref(DEBUG_LOCATION, "ChildPolicy"),
-          &helper_, work_serializer(), interested_parties(), args.args);
-    }
-    if (!args.addresses.ok()) {
-      stats_->CountResolverError(args.addresses.status().ToString());
-      if (child_->picker() == nullptr) {
-        channel_control_helper()->UpdateState(
-            GRPC_CHANNEL_TRANSIENT_FAILURE, args.addresses.status(),
-            std::make_unique<TransientFailurePicker>(args.addresses.status()));
-      }
-      return args.addresses.status();
-    }
+  // The child's subchannels carry their address's in-flight count.
+  ChildPolicy::Wrapping SubchannelWrapping() override {
+    return {[this](const grpc_core::ServerAddress& address,
+                   RefCountedPtr<SubchannelInterface> subchannel)
+                -> RefCountedPtr<grpc_core::DelegatingSubchannel> {
+              auto& count = per_endpoint_[Key(address)];
+              if (count == nullptr) count = grpc_core::MakeRefCounted<InFlight>();
+              return grpc_core::MakeRefCounted<LimitedSubchannel>(std::move(subchannel), count);
+            },
+            &LimitedSubchannel::kKind};
+  }
+
+  absl::StatusOr<ChildSpecs> ChildrenForLocked(const AddressUpdate& update) override {
     // Counts of endpoints that left go with them (their calls keep theirs).
     std::map<std::string, RefCountedPtr<InFlight>> kept;
-    for (const auto& address : *args.addresses) {
+    for (const auto& address : update.addresses) {
       const std::string key = Key(address);
       auto it = per_endpoint_.find(key);
       kept[key] = it != per_endpoint_.end() ? it->second : grpc_core::MakeRefCounted<InFlight>();
     }
     per_endpoint_ = std::move(kept);
-    absl::Status status = child_->UpdateLocked(*std::move(args.addresses), params.child_policy,
-                                               args.args, std::move(args.resolution_note));
-    UpdatePickerLocked();
-    return status;
+    ChildSpecs specs;
+    specs[std::string(kCircuitBreakerPolicyName)] = {
+        std::string(kCircuitBreakerPolicyName), update.addresses,
+        ParamsOf<CircuitBreakerParams>(config()).child_policy};
+    return specs;
   }
 
-  void ExitIdleLocked() override {
-    if (child_ != nullptr) child_->ExitIdleLocked();
-  }
-  void ResetBackoffLocked() override {
-    if (child_ != nullptr) child_->ResetBackoffLocked();
-  }
-  void OnChildChangedLocked() override { UpdatePickerLocked(); }
-
- private:
-  static std::string Key(const grpc_core::ServerAddress& address) { return AddressText(address); }
-
-  void UpdatePickerLocked() {
-    if (shutdown_ || child_ == nullptr || child_->picker() == nullptr) return;
-    const CircuitBreakerParams& params = ParamsOf<CircuitBreakerParams>(*config_);
-    stats_->CountPickerUpdate();
-    channel_control_helper()->UpdateState(
-        child_->state(), child_->status(),
-        std::make_unique<BreakerPicker>(child_->picker(), total_,
-                                        params.max_concurrent_requests,
-                                        params.max_requests_per_endpoint, stats_));
+  PickerUpdate MakePickerLocked() override {
+    const ChildPolicy* c = child(std::string(kCircuitBreakerPolicyName));
+    if (c == nullptr || c->picker() == nullptr) return {};
+    const CircuitBreakerParams& params = ParamsOf<CircuitBreakerParams>(config());
+    return {c->state(), c->status(),
+            std::make_unique<BreakerPicker>(c->picker(), total_, params.max_concurrent_requests,
+                                            params.max_requests_per_endpoint, policy_stats())};
   }
 
-  void ShutdownLocked() override {
-    shutdown_ = true;
-    child_.reset();
-  }
-
-  WrappingHelper helper_;
-  const std::shared_ptr<stats::PolicyStats> stats_;
-  RefCountedPtr<Config> config_;
-  grpc_core::OrphanablePtr<ChildPolicy> child_;
   const RefCountedPtr<InFlight> total_ = grpc_core::MakeRefCounted<InFlight>();
   std::map<std::string, RefCountedPtr<InFlight>> per_endpoint_;
-  bool shutdown_ = false;
 };
 
 }  // namespace

@@ -102,8 +102,11 @@ class ChildPolicy::CountingWatcher : public SubchannelInterface::ConnectivitySta
 class ChildPolicy::CountingSubchannel : public grpc_core::DelegatingSubchannel {
  public:
   CountingSubchannel(RefCountedPtr<SubchannelInterface> subchannel,
-                     RefCountedPtr<ChildPolicy> child)
-      : DelegatingSubchannel(std::move(subchannel)), child_(std::move(child)) {}
+                     RefCountedPtr<ChildPolicy> child, const void* kind)
+      : DelegatingSubchannel(std::move(subchannel)), child_(std::move(child)), kind_(kind) {}
+
+  // The Wrapping kind of the subchannel this one wraps (null: none).
+  const void* kind() const { return kind_; }
 
   void WatchConnectivityState(
       std::unique_ptr<ConnectivityStateWatcherInterface> watcher) override {
@@ -125,6 +128,7 @@ class ChildPolicy::CountingSubchannel : public grpc_core::DelegatingSubchannel {
 
  private:
   RefCountedPtr<ChildPolicy> child_;
+  const void* const kind_;
   // The child's watcher -> the one wrapping it (owned by the channel).
   std::map<ConnectivityStateWatcherInterface*, CountingWatcher*> watchers_;
 };
@@ -141,9 +145,12 @@ class ChildPolicy::Helper : public LoadBalancingPolicy::ChannelControlHelper {
   RefCountedPtr<SubchannelInterface> CreateSubchannel(grpc_core::ServerAddress address,
                                                       const ChannelArgs& args) override {
     if (child_->shutdown_) return nullptr;
-    auto subchannel = child_->parent_helper_->CreateSubchannel(std::move(address), args);
+    auto subchannel = child_->parent_helper_->CreateSubchannel(address, args);
     if (subchannel == nullptr) return nullptr;
-    return grpc_core::MakeRefCounted<CountingSubchannel>(std::move(subchannel), child_);
+    const Wrapping& wrapping = child_->wrapping_;
+    if (wrapping.wrap != nullptr) subchannel = wrapping.wrap(address, std::move(subchannel));
+    return grpc_core::MakeRefCounted<CountingSubchannel>(std::move(subchannel), child_,
+                                                         wrapping.kind);
   }
 
   void UpdateState(grpc_connectivity_state state, const absl::Status& status,
@@ -184,12 +191,14 @@ ChildPolicy::ChildPolicy(std::string name, Owner* owner,
                          RefCountedPtr<LoadBalancingPolicy> parent,
                          LoadBalancingPolicy::ChannelControlHelper* parent_helper,
                          std::shared_ptr<grpc_core::WorkSerializer> work_serializer,
-                         grpc_pollset_set* parent_interested_parties, const ChannelArgs& args)
+                         grpc_pollset_set* parent_interested_parties, const ChannelArgs& args,
+                         Wrapping wrapping)
     : name_(std::move(name)),
       owner_(owner),
       parent_(std::move(parent)),
       parent_helper_(parent_helper),
-      parent_interested_parties_(parent_interested_parties) {
+      parent_interested_parties_(parent_interested_parties),
+      wrapping_(std::move(wrapping)) {
   LoadBalancingPolicy::Args child_args;
   child_args.work_serializer = std::move(work_serializer);
   child_args.args = args;
@@ -237,12 +246,27 @@ void ChildPolicy::OnChangedLocked() {
 }
 
 LoadBalancingPolicy::PickResult ChildPolicy::Unwrap(LoadBalancingPolicy::PickResult result) {
-  if (auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result.result)) {
-    // Every subchannel a child has came from Helper::CreateSubchannel.
-    complete->subchannel =
-        static_cast<CountingSubchannel*>(complete->subchannel.get())->wrapped_subchannel();
-  }
+  const void* kind;
+  Peel(&result, &kind);
   return result;
+}
+
+SubchannelInterface* ChildPolicy::Peel(LoadBalancingPolicy::PickResult* result,
+                                       const void** kind) {
+  auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result->result);
+  if (complete == nullptr) return nullptr;
+  // Every subchannel a child has came from this file's
+  // Helper::CreateSubchannel, which makes only CountingSubchannels.
+  auto* counting = static_cast<CountingSubchannel*>(complete->subchannel.get());
+  *kind = counting->kind();
+  complete->subchannel = counting->wrapped_subchannel();
+  return complete->subchannel.get();
+}
+
+void ChildPolicy::PeelTo(LoadBalancingPolicy::PickResult* result,
+                         RefCountedPtr<SubchannelInterface> subchannel) {
+  absl::get<LoadBalancingPolicy::PickResult::Complete>(result->result).subchannel =
+      std::move(subchannel);
 }
 
 }  // namespace lbkit::policies

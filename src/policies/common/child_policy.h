@@ -37,6 +37,7 @@
 #include "src/core/lib/gprpp/work_serializer.h"
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
+#include "src/core/lib/load_balancing/subchannel_interface.h"
 #include "src/core/lib/resolver/server_address.h"
 
 #include "absl/status/status.h"
@@ -51,46 +52,6 @@ grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy::Config> ParseChildPolic
     const grpc_core::Json& json, absl::string_view default_json,
     grpc_core::ValidationErrors* errors);
 
-// The helper a wrapper policy (outlier ejection, circuit breaker) hands its
-// ChildPolicy: everything goes to the wrapper's own helper, and every
-// subchannel the child creates is wrapped by `wrap`. Once `*shutdown` is
-// true nothing reaches the parent any more.
-class WrappingHelper : public grpc_core::LoadBalancingPolicy::ChannelControlHelper {
- public:
-  using Wrap = std::function<grpc_core::RefCountedPtr<grpc_core::SubchannelInterface>(
-      const grpc_core::ServerAddress&, grpc_core::RefCountedPtr<grpc_core::SubchannelInterface>)>;
-
-  WrappingHelper(grpc_core::LoadBalancingPolicy::ChannelControlHelper* parent,
-                 const bool* shutdown, Wrap wrap)
-      : parent_(parent), shutdown_(shutdown), wrap_(std::move(wrap)) {}
-
-  grpc_core::RefCountedPtr<grpc_core::SubchannelInterface> CreateSubchannel(
-      grpc_core::ServerAddress address, const grpc_core::ChannelArgs& args) override {
-    if (*shutdown_) return nullptr;
-    auto subchannel = parent_->CreateSubchannel(address, args);
-    if (subchannel == nullptr) return nullptr;
-    return wrap_(address, std::move(subchannel));
-  }
-  // ChildPolicy reports its state to its Owner, never here.
-  void UpdateState(grpc_connectivity_state, const absl::Status&,
-                   std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelPicker>) override {}
-  void RequestReresolution() override {
-    if (!*shutdown_) parent_->RequestReresolution();
-  }
-  absl::string_view GetAuthority() override { return parent_->GetAuthority(); }
-  grpc_event_engine::experimental::EventEngine* GetEventEngine() override {
-    return parent_->GetEventEngine();
-  }
-  void AddTraceEvent(TraceSeverity severity, absl::string_view message) override {
-    if (!*shutdown_) parent_->AddTraceEvent(severity, message);
-  }
-
- private:
-  grpc_core::LoadBalancingPolicy::ChannelControlHelper* const parent_;
-  const bool* const shutdown_;
-  const Wrap wrap_;
-};
-
 class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
  public:
   // The parent policy.
@@ -101,13 +62,25 @@ class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
     virtual void OnChildChangedLocked() = 0;
   };
 
+  // A wrapper policy's own subchannel wrapper (outlier ejection's, the
+  // circuit breaker's), made around each subchannel the child creates, and
+  // its class's tag: `kind` is &T::kKind for the wrapper class T, which
+  // UnwrapTo<T>() checks before it hands the wrapper back on the pick path.
+  struct Wrapping {
+    using Wrap = std::function<grpc_core::RefCountedPtr<grpc_core::DelegatingSubchannel>(
+        const grpc_core::ServerAddress&, grpc_core::RefCountedPtr<grpc_core::SubchannelInterface>)>;
+    Wrap wrap;
+    const void* kind = nullptr;
+  };
+
   // `parent` is the Owner's policy object: a reference keeps it, and its
   // helper, alive for as long as the child's helper can be called.
   ChildPolicy(std::string name, Owner* owner,
               grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy> parent,
               grpc_core::LoadBalancingPolicy::ChannelControlHelper* parent_helper,
               std::shared_ptr<grpc_core::WorkSerializer> work_serializer,
-              grpc_pollset_set* parent_interested_parties, const grpc_core::ChannelArgs& args);
+              grpc_pollset_set* parent_interested_parties, const grpc_core::ChannelArgs& args,
+              Wrapping wrapping);
   ~ChildPolicy() override;
 
   void Orphan() override;
@@ -144,18 +117,41 @@ class ChildPolicy : public grpc_core::InternallyRefCounted<ChildPolicy> {
   static grpc_core::LoadBalancingPolicy::PickResult Unwrap(
       grpc_core::LoadBalancingPolicy::PickResult result);
 
+  // The same for a child with a Wrapping: `*wrapper` is the subchannel the
+  // Wrapping made, or null when the pick chose none or it is not a T (a
+  // checked downcast: the Wrapping's kind must be &T::kKind).
+  template <typename T>
+  static grpc_core::LoadBalancingPolicy::PickResult UnwrapTo(
+      grpc_core::LoadBalancingPolicy::PickResult result, T** wrapper) {
+    *wrapper = nullptr;
+    const void* kind = nullptr;
+    grpc_core::SubchannelInterface* inner = Peel(&result, &kind);
+    if (inner != nullptr && kind == &T::kKind) {
+      *wrapper = static_cast<T*>(inner);
+      PeelTo(&result, (*wrapper)->wrapped_subchannel());
+    }
+    return result;
+  }
+
  private:
   class Helper;
   class CountingSubchannel;
   class CountingWatcher;
 
   void OnChangedLocked();
+  // Takes the child's counting wrapper off a completed pick; returns what
+  // it wrapped (null for other results) and its Wrapping's kind.
+  static grpc_core::SubchannelInterface* Peel(grpc_core::LoadBalancingPolicy::PickResult* result,
+                                              const void** kind);
+  static void PeelTo(grpc_core::LoadBalancingPolicy::PickResult* result,
+                     grpc_core::RefCountedPtr<grpc_core::SubchannelInterface> subchannel);
 
   const std::string name_;
   Owner* const owner_;
   const grpc_core::RefCountedPtr<grpc_core::LoadBalancingPolicy> parent_;
   grpc_core::LoadBalancingPolicy::ChannelControlHelper* const parent_helper_;
   grpc_pollset_set* const parent_interested_parties_;
+  const Wrapping wrapping_;
   grpc_core::OrphanablePtr<grpc_core::LoadBalancingPolicy> policy_;
   bool shutdown_ = false;
   grpc_connectivity_state state_ = GRPC_CHANNEL_CONNECTING;

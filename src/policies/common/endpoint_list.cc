@@ -224,20 +224,24 @@ void EndpointList::CountLocked(grpc_connectivity_state state, int delta) {
   }
 }
 
-void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
-                                const grpc_core::ChannelArgs& args) {
+bool EndpointList::HealthSettingsChangedLocked(const grpc_core::ChannelArgs& args) {
   absl::optional<std::string> health_check_service_name =
       args.GetOwnedString(kHealthCheckServiceNameArg);
   bool inhibit_health_checking =
       args.GetBool(GRPC_ARG_INHIBIT_HEALTH_CHECKING).value_or(false);
-  // The subchannel's health watch is fixed at creation, so a changed
-  // healthCheckConfig can only take effect on new subchannels.
-  const bool recreate_all =
-      health_check_service_name != health_check_service_name_ ||
-      inhibit_health_checking != inhibit_health_checking_ || polling_changed_;
+  const bool changed = health_check_service_name != health_check_service_name_ ||
+                       inhibit_health_checking != inhibit_health_checking_ || polling_changed_;
   polling_changed_ = false;
   health_check_service_name_ = std::move(health_check_service_name);
   inhibit_health_checking_ = inhibit_health_checking;
+  return changed;
+}
+
+void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
+                                const grpc_core::ChannelArgs& args) {
+  // The subchannel's health watch is fixed at creation, so a changed
+  // healthCheckConfig can only take effect on new subchannels.
+  const bool recreate_all = HealthSettingsChangedLocked(args);
 
   // An endpoint can report synchronously while the list is being rebuilt
   // (a refused subchannel fails at once): the owner must not build a picker
@@ -256,12 +260,8 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
 
   // Retained endpoints listed again come back as they are (connection, state
   // and in-flight count), instead of as new endpoints.
-  absl::flat_hash_map<std::string, grpc_core::RefCountedPtr<Endpoint>> retained_by_address;
-  for (auto& endpoint : retained_) {
-    std::string text = endpoint->address_text();
-    retained_by_address.emplace(std::move(text), std::move(endpoint));
-  }
-  retained_.clear();
+  absl::flat_hash_map<std::string, grpc_core::RefCountedPtr<Endpoint>> retained_by_address =
+      TakeRetainedLocked();
 
   std::vector<Endpoint*> to_start;
   for (const grpc_core::ServerAddress& address : addresses) {
@@ -291,26 +291,41 @@ void EndpointList::UpdateLocked(const grpc_core::ServerAddressList& addresses,
     endpoints_.push_back(std::move(endpoint));
   }
 
-  // Endpoints the update removed. The READY ones may be retained (see the
-  // header); the rest go now, and their in-flight calls finish on their
-  // connections, which the subchannel keeps until the calls end.
-  std::vector<grpc_core::RefCountedPtr<Endpoint>> removed_ready;
+  for (auto& [text, endpoint] : retained_by_address) retained_.push_back(std::move(endpoint));
+  RetireRemovedLocked(std::move(old_endpoints), old_by_address, had_ready);
+  for (Endpoint* endpoint : to_start) endpoint->StartWatchingLocked(args);
+  MaybeReleaseRetainedLocked();
+  updating_ = false;
+}
+
+absl::flat_hash_map<std::string, grpc_core::RefCountedPtr<Endpoint>>
+EndpointList::TakeRetainedLocked() {
+  absl::flat_hash_map<std::string, grpc_core::RefCountedPtr<Endpoint>> out;
+  for (auto& endpoint : retained_) {
+    std::string text = endpoint->address_text();
+    out.emplace(std::move(text), std::move(endpoint));
+  }
+  retained_.clear();
+  return out;
+}
+
+// Endpoints the update removed (those still in `removed`). The READY ones
+// may be retained (see the header); the rest go now, and their in-flight
+// calls finish on their connections, which the subchannel keeps until the
+// calls end.
+void EndpointList::RetireRemovedLocked(
+    std::vector<grpc_core::RefCountedPtr<Endpoint>> old_endpoints,
+    const absl::flat_hash_map<std::string, Endpoint*>& removed, bool had_ready) {
   for (auto& endpoint : old_endpoints) {
-    auto it = old_by_address.find(endpoint->address_text());
-    if (it == old_by_address.end() || it->second != endpoint.get()) continue;
+    auto it = removed.find(endpoint->address_text());
+    if (it == removed.end() || it->second != endpoint.get()) continue;
     CountLocked(endpoint->state(), -1);
     if (had_ready && endpoint->state() == GRPC_CHANNEL_READY) {
-      removed_ready.push_back(std::move(endpoint));
+      retained_.push_back(std::move(endpoint));
     } else {
       endpoint->ShutdownLocked();
     }
   }
-  for (auto& [text, endpoint] : retained_by_address) retained_.push_back(std::move(endpoint));
-  for (auto& endpoint : removed_ready) retained_.push_back(std::move(endpoint));
-
-  for (Endpoint* endpoint : to_start) endpoint->StartWatchingLocked(args);
-  MaybeReleaseRetainedLocked();
-  updating_ = false;
 }
 
 void EndpointList::MaybeReleaseRetainedLocked() {

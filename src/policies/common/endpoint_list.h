@@ -184,6 +184,12 @@ class EndpointList {
                                    grpc_connectivity_state new_state);
   void CountLocked(grpc_connectivity_state state, int delta);
   void MaybeReleaseRetainedLocked();
+  absl::flat_hash_map<std::string, grpc_core::RefCountedPtr<Endpoint>> TakeRetainedLocked();
+  // Whether the health-check settings changed since the last update.
+  bool HealthSettingsChangedLocked(const grpc_core::ChannelArgs& args);
+  void RetireRemovedLocked(std::vector<grpc_core::RefCountedPtr<Endpoint>> old_endpoints,
+                           const absl::flat_hash_map<std::string, Endpoint*>& removed,
+                           bool had_ready);
 
   std::string policy_name_;
   grpc_core::LoadBalancingPolicy::ChannelControlHelper* helper_;

@@ -196,9 +196,9 @@ HealthPoller::HealthPoller(std::string address, HealthCheckParams params,
     : address_(std::move(address)),
       params_(std::move(params)),
       serializer_(std::move(serializer)),
-      event_engine_(event_engine),
       on_change_(std::move(on_change)),
-      thresholds_(params_.unhealthy_threshold, params_.healthy_threshold) {
+      thresholds_(params_.unhealthy_threshold, params_.healthy_threshold),
+      timer_(event_engine, serializer_) {
   // AddressText() gives "1.2.3.4:80", "[::1]:80", or a URI (unix:/path).
   const std::string target = absl::StartsWith(address_, "[")  ? "ipv6:" + address_
                              : absl::StrContains(address_, "/") ? address_
@@ -213,10 +213,7 @@ HealthPoller::~HealthPoller() = default;
 void HealthPoller::Orphan() {
   shutdown_ = true;
   on_change_ = nullptr;
-  if (timer_.has_value()) {
-    event_engine_->Cancel(*timer_);
-    timer_.reset();
-  }
+  timer_.CancelLocked();
   Unref();
 }
 
@@ -278,19 +275,9 @@ void HealthPoller::OnResultLocked(bool healthy, absl::Status why) {
 }
 
 void HealthPoller::ScheduleLocked() {
-  timer_ = event_engine_->RunAfter(
-      std::chrono::milliseconds(params_.interval.millis()),
-      [self = Ref(DEBUG_LOCATION, "Timer")]() mutable {
-        grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
-        grpc_core::ExecCtx exec_ctx;
-        HealthPoller* poller = self.get();
-        // Moved in: the EventEngine destroys this closure after it returns,
-        // outside the ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
-        RunOnWorkSerializer(poller->serializer_, [self = std::move(self)]() {
-          self->timer_.reset();
-          self->CheckLocked();
-        });
-      });
+  // Orphan() cancels the timer on the WorkSerializer, so `this` is alive
+  // whenever the callback runs.
+  timer_.ArmLocked(params_.interval, [this] { CheckLocked(); });
 }
 
 }  // namespace lbkit::policies

@@ -28,6 +28,7 @@
 #include "absl/types/optional.h"
 #include "algorithms/health_thresholds.h"
 #include "common/work_serializer_hop.h"
+#include "policies/common/policy_timer.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/channel/channel_args.h"
 #include "src/core/lib/gprpp/orphanable.h"
@@ -91,11 +92,10 @@ class HealthPoller : public grpc_core::InternallyRefCounted<HealthPoller> {
   const std::string address_;
   const HealthCheckParams params_;
   const std::shared_ptr<grpc_core::WorkSerializer> serializer_;
-  grpc_event_engine::experimental::EventEngine* const event_engine_;
   OnChange on_change_;
   algorithms::HealthThresholds thresholds_;
   std::shared_ptr<void> channel_;  // a grpc::Channel, kept opaque here
-  absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> timer_;
+  PolicyTimer timer_;  // the next check
   bool shutdown_ = false;
   bool logged_unimplemented_ = false;
 };

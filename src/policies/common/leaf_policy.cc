@@ -8,7 +8,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "common/work_serializer_hop.h"
 #include "policies/common/policy_factory.h"
 #include "src/core/lib/gprpp/debug_location.h"
 
@@ -19,7 +18,9 @@ LeafPolicy::LeafPolicy(Args args, absl::string_view policy_name)
       policy_name_(policy_name),
       stats_(stats::PolicyStats::Register(std::string(policy_name), /*counts_calls=*/true)),
       endpoints_(policy_name, channel_control_helper(), interested_parties(),
-                 work_serializer(), this) {}
+                 work_serializer(), this),
+      slow_start_timer_(channel_control_helper()->GetEventEngine(), work_serializer()),
+      rebuild_timer_(channel_control_helper()->GetEventEngine(), work_serializer()) {}
 
 absl::Status LeafPolicy::UpdateLocked(UpdateArgs args) {
   stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
@@ -74,10 +75,8 @@ void LeafPolicy::PublishLocked(grpc_connectivity_state state, const absl::Status
 
 void LeafPolicy::ShutdownLocked() {
   shutdown_ = true;
-  if (slow_start_timer_.has_value()) {
-    channel_control_helper()->GetEventEngine()->Cancel(*slow_start_timer_);
-    slow_start_timer_.reset();
-  }
+  slow_start_timer_.CancelLocked();
+  rebuild_timer_.CancelLocked();
   endpoints_.ShutdownLocked();
 }
 
@@ -100,23 +99,29 @@ std::vector<double> LeafPolicy::SlowStartFactorsLocked(const std::vector<Endpoin
     ramping = ramping || factors[i] < 1.0;
   }
   ready_since_ = std::move(since);
-  if (ramping && !slow_start_timer_.has_value()) {
+  if (ramping && !slow_start_timer_.armed()) {
     slow_start_step_ = params->Step();
-    slow_start_timer_ = RunAfterOnWorkSerializer(
-        channel_control_helper()->GetEventEngine(),
-        std::chrono::milliseconds(slow_start_step_.millis()), work_serializer(),
-        [self = Ref(DEBUG_LOCATION, "SlowStart")] {
-          static_cast<LeafPolicy*>(self.get())->OnSlowStartTickLocked();
-        });
+    slow_start_timer_.ArmLocked(slow_start_step_, [this] { OnSlowStartTickLocked(); });
   }
   return factors;
 }
 
 void LeafPolicy::OnSlowStartTickLocked() {
-  slow_start_timer_.reset();
-  if (shutdown_) return;
   slow_start_clock_ += slow_start_step_;
   // Republishes with the grown weights (and re-arms while one still ramps).
+  RebuildPickerLocked();
+}
+
+void LeafPolicy::RequestPickerRebuildLocked(grpc_core::Duration after) {
+  if (after <= grpc_core::Duration::Zero()) {
+    RebuildPickerLocked();
+    return;
+  }
+  rebuild_timer_.ArmLocked(after, [this] { RebuildPickerLocked(); });
+}
+
+void LeafPolicy::RebuildPickerLocked() {
+  if (shutdown_ || endpoints_.size() == 0) return;
   UpdatePickerLocked(/*force=*/true);
 }
 

@@ -25,6 +25,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/endpoint_list.h"
 #include "policies/common/health_check.h"
+#include "policies/common/policy_timer.h"
 #include "policies/common/slow_start.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
 
@@ -73,8 +74,15 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   std::vector<double> SlowStartFactorsLocked(const std::vector<Endpoint*>& ready,
                                              const SlowStartParams* params);
 
+  // Publishes a new picker over the current READY set even though it has
+  // not changed: now, or after `after` on the policy's EventEngine (for a
+  // picker that reads time, as slow start's does). One timed rebuild is
+  // pending at a time; the later request replaces the earlier.
+  void RequestPickerRebuildLocked(grpc_core::Duration after = grpc_core::Duration::Zero());
+
  private:
   void OnSlowStartTickLocked();
+  void RebuildPickerLocked();
   void ShutdownLocked() final;
   void ReportTransientFailureLocked(absl::Status status);
   void PublishLocked(grpc_connectivity_state state, const absl::Status& status,
@@ -97,7 +105,8 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   std::map<const grpc_core::SubchannelInterface*, grpc_core::Duration> ready_since_;
   grpc_core::Duration slow_start_clock_;
   grpc_core::Duration slow_start_step_;
-  absl::optional<grpc_event_engine::experimental::EventEngine::TaskHandle> slow_start_timer_;
+  PolicyTimer slow_start_timer_;
+  PolicyTimer rebuild_timer_;
 };
 
 }  // namespace lbkit::policies

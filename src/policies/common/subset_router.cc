@@ -221,90 +221,33 @@ bool RouteMatch::Matches(LoadBalancingPolicy::PickArgs args) const {
 }
 
 SubsetRouter::SubsetRouter(Args args, absl::string_view name, SpecOf spec_of)
-    : LoadBalancingPolicy(std::move(args)),
-      name_(name),
-      spec_of_(spec_of),
-      stats_(stats::PolicyStats::Register(std::string(name), /*counts_calls=*/false)) {}
+    : ParentPolicy(std::move(args), name), spec_of_(spec_of) {}
 
-void SubsetRouter::ExitIdleLocked() {
-  for (auto& [name, child] : children_) child->ExitIdleLocked();
-}
-
-void SubsetRouter::ResetBackoffLocked() {
-  for (auto& [name, child] : children_) child->ResetBackoffLocked();
-}
-
-void SubsetRouter::OnChildChangedLocked() {
-  if (!updating_) UpdatePickerLocked();
-}
-
-void SubsetRouter::ShutdownLocked() {
-  shutdown_ = true;
-  children_.clear();
-}
-
-void SubsetRouter::PublishLocked(grpc_connectivity_state state, const absl::Status& status,
-                                 std::unique_ptr<SubchannelPicker> picker) {
-  stats_->CountPickerUpdate();
-  channel_control_helper()->UpdateState(state, status, std::move(picker));
-}
-
-absl::Status SubsetRouter::UpdateLocked(UpdateArgs args) {
-  if (shutdown_) return absl::OkStatus();
-  if (args.config != nullptr) config_ = std::move(args.config);
-  const RouterSpec& spec = spec_of_(*config_);
-  stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
-  stats_->SetConfigJson(ConfigJson(config_.get()));
-  if (!args.addresses.ok()) {
-    stats_->CountResolverError(args.addresses.status().ToString());
-    if (children_.empty()) {
-      PublishLocked(GRPC_CHANNEL_TRANSIENT_FAILURE, args.addresses.status(),
-                    std::make_unique<TransientFailurePicker>(args.addresses.status()));
-    }
-    return args.addresses.status();
-  }
+absl::StatusOr<ParentPolicy::ChildSpecs> SubsetRouter::ChildrenForLocked(
+    const AddressUpdate& update) {
   // An endpoint joins every subset whose labels it carries; one that matches
   // none gets no traffic (and no connection).
-  std::map<std::string, grpc_core::ServerAddressList> members;
-  for (const SubsetSpec& subset : spec.subsets) {
-    auto& list = members[subset.name];
-    for (const auto& address : *args.addresses) {
-      if (LabelsMatch(subset.labels, address)) list.push_back(address);
+  ChildSpecs specs;
+  for (const SubsetSpec& subset : spec_of_(config()).subsets) {
+    ChildSpec& spec = specs[subset.name];
+    spec.name = subset.name;
+    spec.config = subset.child_policy;
+    for (const auto& address : update.addresses) {
+      if (LabelsMatch(subset.labels, address)) spec.addresses.push_back(address);
     }
   }
-  updating_ = true;
-  for (auto it = children_.begin(); it != children_.end();) {
-    it = members.count(it->first) ? std::next(it) : children_.erase(it);
-  }
-  std::vector<std::string> errors;
-  for (const SubsetSpec& subset : spec.subsets) {
-    auto& child = children_[subset.name];
-    if (child == nullptr) {
-      child = grpc_core::MakeOrphanable<ChildPolicy>(
-          subset.name, this, Ref(DEBUG_LOCATION, "ChildPolicy"), channel_control_helper(),
-          work_serializer(), interested_parties(), args.args);
-    }
-    absl::Status status = child->UpdateLocked(std::move(members[subset.name]), subset.child_policy,
-                                              args.args, args.resolution_note);
-    if (!status.ok()) errors.push_back(absl::StrCat(subset.name, ": ", status.ToString()));
-  }
-  updating_ = false;
-  UpdatePickerLocked();
-  if (errors.empty()) return absl::OkStatus();
-  return absl::UnavailableError(absl::StrCat(name_, ": [", absl::StrJoin(errors, "; "), "]"));
+  return specs;
 }
 
-void SubsetRouter::UpdatePickerLocked() {
-  const RouterSpec& spec = spec_of_(*config_);
-  std::vector<const ChildPolicy*> child(spec.subsets.size(), nullptr);
+// Each subset's child (null without one) and its line in DumpState().
+std::vector<const ChildPolicy*> SubsetRouter::SubsetChildrenLocked() {
+  const RouterSpec& spec = spec_of_(config());
+  std::vector<const ChildPolicy*> out(spec.subsets.size(), nullptr);
   std::vector<std::string> detail;
-  bool any_ready = false, any_connecting = false;
-  absl::Status failure;
   for (size_t i = 0; i < spec.subsets.size(); ++i) {
-    auto it = children_.find(spec.subsets[i].name);
-    if (it == children_.end()) continue;
-    const ChildPolicy& c = *it->second;
-    child[i] = &c;
+    const ChildPolicy* c = child(spec.subsets[i].name);
+    if (c == nullptr) continue;
+    out[i] = c;
     // With one route (lbkit_weighted_subsets), each subset's weight too.
     std::string weight;
     if (spec.routes.size() == 1) {
@@ -315,64 +258,87 @@ void SubsetRouter::UpdatePickerLocked() {
       weight = absl::StrCat(",\"weight\":", w);
     }
     detail.push_back(absl::StrCat("{\"name\":", stats::JsonString(spec.subsets[i].name), weight,
-                                  ",\"endpoints\":", c.total(), ",\"ready\":", c.ready(),
-                                  ",\"state\":\"", stats::ConnectivityName(c.state()), "\"}"));
-    if (c.state() == GRPC_CHANNEL_READY && c.picker() != nullptr) {
+                                  ",\"endpoints\":", c->total(), ",\"ready\":", c->ready(),
+                                  ",\"state\":\"", stats::ConnectivityName(c->state()), "\"}"));
+  }
+  policy_stats()->SetDetailJson(absl::StrCat("{\"subsets\":[", absl::StrJoin(detail, ","), "]}"));
+  return out;
+}
+
+namespace {
+
+bool Ready(const ChildPolicy& c) {
+  return c.state() == GRPC_CHANNEL_READY && c.picker() != nullptr;
+}
+
+// `route` in the picker: its split over the subsets that can take calls (and,
+// with fail_empty_subsets, the empty ones that fail their share). Adds the
+// serving endpoints of subsets not counted yet to `serving`.
+PickerRoute BuildRoute(const RouteSpec& route, const RouterSpec& spec,
+                       const std::vector<const ChildPolicy*>& child, std::vector<bool>* counted,
+                       size_t* serving) {
+  PickerRoute r;
+  r.spec = &route;
+  std::vector<uint64_t> weights;
+  for (const auto& [index, weight] : route.split) {
+    const ChildPolicy* c = child[index];
+    if (c == nullptr || weight == 0) continue;
+    const bool ready = Ready(*c);
+    if (!ready && c->state() != GRPC_CHANNEL_TRANSIENT_FAILURE && c->total() > 0) {
+      r.waiting = true;
+    }
+    if (!ready && !spec.fail_empty_subsets) continue;
+    r.subsets.push_back({ready ? c->picker() : nullptr, &spec.subsets[index].name});
+    weights.push_back(weight);
+    if (ready && !(*counted)[index]) {
+      (*counted)[index] = true;
+      *serving += c->ready();
+    }
+  }
+  // A route whose every share would fail waits while a subset connects.
+  bool any = false;
+  for (const PickerSubset& s : r.subsets) any = any || s.picker != nullptr;
+  if (any) {
+    r.table = algorithms::SmoothWrrTable(weights);
+  } else {
+    r.subsets.clear();
+  }
+  return r;
+}
+
+}  // namespace
+
+ParentPolicy::PickerUpdate SubsetRouter::MakePickerLocked() {
+  const RouterSpec& spec = spec_of_(config());
+  const std::vector<const ChildPolicy*> child = SubsetChildrenLocked();
+  bool any_ready = false, any_connecting = false;
+  absl::Status failure;
+  for (const ChildPolicy* c : child) {
+    if (c == nullptr) continue;
+    if (Ready(*c)) {
       any_ready = true;
-    } else if (c.state() == GRPC_CHANNEL_TRANSIENT_FAILURE) {
-      if (failure.ok()) failure = c.status();
-    } else if (c.total() > 0) {
+    } else if (c->state() == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      if (failure.ok()) failure = c->status();
+    } else if (c->total() > 0) {
       any_connecting = true;
     }
   }
   std::vector<PickerRoute> routes;
   std::vector<bool> counted(spec.subsets.size(), false);
   size_t serving = 0;
-  for (const RouteSpec& route : spec.routes) {
-    PickerRoute r;
-    r.spec = &route;
-    std::vector<uint64_t> weights;
-    for (const auto& [index, weight] : route.split) {
-      const ChildPolicy* c = child[index];
-      if (c == nullptr || weight == 0) continue;
-      const bool ready = c->state() == GRPC_CHANNEL_READY && c->picker() != nullptr;
-      if (!ready && c->state() != GRPC_CHANNEL_TRANSIENT_FAILURE && c->total() > 0) {
-        r.waiting = true;
-      }
-      if (!ready && !spec.fail_empty_subsets) continue;
-      r.subsets.push_back({ready ? c->picker() : nullptr, &spec.subsets[index].name});
-      weights.push_back(weight);
-      if (ready && !counted[index]) {
-        counted[index] = true;
-        serving += c->ready();
-      }
-    }
-    // A route whose every share would fail waits while a subset connects.
-    bool any = false;
-    for (const PickerSubset& s : r.subsets) any = any || s.picker != nullptr;
-    if (any) {
-      r.table = algorithms::SmoothWrrTable(weights);
-    } else {
-      r.subsets.clear();
-    }
-    routes.push_back(std::move(r));
-  }
-  stats_->SetDetailJson(absl::StrCat("{\"subsets\":[", absl::StrJoin(detail, ","), "]}"));
   bool any_route = false;
-  for (const PickerRoute& r : routes) any_route = any_route || !r.table.empty();
-  if (any_ready && any_route) {
-    PublishLocked(GRPC_CHANNEL_READY, absl::OkStatus(),
-                  std::make_unique<RoutePicker>(name_, config_, std::move(routes), serving));
-  } else if (any_connecting) {
-    PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
-                  std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
-  } else {
-    absl::Status status = absl::UnavailableError(
-        absl::StrCat(name_, ": no subset with traffic has a READY endpoint",
-                     failure.ok() ? "" : "; last error: ", failure.ok() ? "" : failure.ToString()));
-    PublishLocked(GRPC_CHANNEL_TRANSIENT_FAILURE, status,
-                  std::make_unique<TransientFailurePicker>(status));
+  for (const RouteSpec& route : spec.routes) {
+    routes.push_back(BuildRoute(route, spec, child, &counted, &serving));
+    any_route = any_route || !routes.back().table.empty();
   }
+  if (any_ready && any_route) {
+    return {GRPC_CHANNEL_READY, absl::OkStatus(),
+            std::make_unique<RoutePicker>(name(), config_ref(), std::move(routes), serving)};
+  }
+  if (any_connecting) return Queue();
+  return Fail(absl::UnavailableError(
+      absl::StrCat(name(), ": no subset with traffic has a READY endpoint",
+                   failure.ok() ? "" : "; last error: ", failure.ok() ? "" : failure.ToString())));
 }
 
 }  // namespace lbkit::policies

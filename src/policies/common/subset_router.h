@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
+#include "policies/common/parent_policy.h"
 #include "src/core/lib/gprpp/orphanable.h"
 #include "src/core/lib/gprpp/ref_counted_ptr.h"
 #include "src/core/lib/gprpp/validation_errors.h"
@@ -96,30 +97,17 @@ struct RouterSpec {
 
 // The policy. A registered policy derives from it to name itself and say
 // where its parsed config keeps the RouterSpec.
-class SubsetRouter : public grpc_core::LoadBalancingPolicy, public ChildPolicy::Owner {
+class SubsetRouter : public ParentPolicy {
  public:
   using SpecOf = const RouterSpec& (*)(const Config&);
   SubsetRouter(Args args, absl::string_view name, SpecOf spec_of);
 
-  absl::string_view name() const override { return name_; }
-  absl::Status UpdateLocked(UpdateArgs args) override;
-  void ExitIdleLocked() override;
-  void ResetBackoffLocked() override;
-  void OnChildChangedLocked() override;
-
  private:
-  void ShutdownLocked() override;
-  void UpdatePickerLocked();
-  void PublishLocked(grpc_connectivity_state state, const absl::Status& status,
-                     std::unique_ptr<SubchannelPicker> picker);
+  absl::StatusOr<ChildSpecs> ChildrenForLocked(const AddressUpdate& update) override;
+  PickerUpdate MakePickerLocked() override;
+  std::vector<const ChildPolicy*> SubsetChildrenLocked();
 
-  const absl::string_view name_;
   const SpecOf spec_of_;
-  const std::shared_ptr<stats::PolicyStats> stats_;
-  grpc_core::RefCountedPtr<Config> config_;
-  std::map<std::string, grpc_core::OrphanablePtr<ChildPolicy>> children_;  // by subset name
-  bool updating_ = false;
-  bool shutdown_ = false;
 };
 
 }  // namespace lbkit::policies

@@ -27,6 +27,7 @@
 #include "common/endpoint_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
+#include "policies/common/parent_policy.h"
 #include "policies/common/policy_factory.h"
 #include "policies/common/serving_count.h"
 #include "policies/register.h"
@@ -117,27 +118,57 @@ struct LocalityParams {
   void JsonPostLoad(const grpc_core::Json& json, const grpc_core::JsonArgs&,
                     ValidationErrors* errors) {
     child_policy = ParseChildPolicyField(json, kDefaultChildPolicy, errors);
+    LoadClientLocality(errors);
+    LoadDistribute(errors);
+    LoadFailover(errors);
+    if (!distribute.empty() && !failover.empty()) {
+      ValidationErrors::ScopedField field(errors, ".distribute");
+      errors->AddError("cannot be set together with failover (as in Istio)");
+    }
+    for (size_t i = 0; i < failover_priority.size(); ++i) {
+      ValidationErrors::ScopedField field(errors, absl::StrCat(".failoverPriority[", i, "]"));
+      if (failover_priority[i].empty() || absl::StartsWith(failover_priority[i], "=")) {
+        errors->AddError("must be a label key, or key=value");
+      }
+    }
     {
-      ValidationErrors::ScopedField field(errors, ".locality");
-      if (!errors->FieldHasErrors()) {
-        std::string text;
-        const char* source = "";
-        if (locality.has_value()) {
-          text = *locality;
-        } else if (const char* env = std::getenv(kLocalityEnvironmentVariable);
-                   env != nullptr && *env != '\0') {
-          text = env;
-          source = " (from $LBKIT_LOCALITY)";
-        }
-        if (!text.empty() || locality.has_value()) {
-          client = algorithms::ParseLocalityName(text);
-          if (!client.has_value()) {
-            errors->AddError(absl::StrCat("\"", text, "\"", source,
-                                          " is not region[/zone[/subZone]]"));
-          }
+      ValidationErrors::ScopedField field(errors, ".overprovisioningFactor");
+      if (!errors->FieldHasErrors() && overprovisioning_factor == 0) {
+        errors->AddError("must be at least 1 (a percentage; Envoy's default is 140)");
+      }
+    }
+    {
+      ValidationErrors::ScopedField field(errors, ".panicThreshold");
+      if (!errors->FieldHasErrors() && panic_threshold > 100) {
+        errors->AddError("must be a percentage in [0, 100]");
+      }
+    }
+  }
+
+  // `locality`, else $LBKIT_LOCALITY.
+  void LoadClientLocality(ValidationErrors* errors) {
+    ValidationErrors::ScopedField field(errors, ".locality");
+    if (!errors->FieldHasErrors()) {
+      std::string text;
+      const char* source = "";
+      if (locality.has_value()) {
+        text = *locality;
+      } else if (const char* env = std::getenv(kLocalityEnvironmentVariable);
+                 env != nullptr && *env != '\0') {
+        text = env;
+        source = " (from $LBKIT_LOCALITY)";
+      }
+      if (!text.empty() || locality.has_value()) {
+        client = algorithms::ParseLocalityName(text);
+        if (!client.has_value()) {
+          errors->AddError(absl::StrCat("\"", text, "\"", source,
+                                        " is not region[/zone[/subZone]]"));
         }
       }
     }
+  }
+
+  void LoadDistribute(ValidationErrors* errors) {
     for (size_t i = 0; i < distribute.size(); ++i) {
       const DistributeJson& rule = distribute[i];
       algorithms::DistributeRule out{rule.from, {}};
@@ -177,6 +208,9 @@ struct LocalityParams {
       });
       distribute_rules.push_back(std::move(out));
     }
+  }
+
+  void LoadFailover(ValidationErrors* errors) {
     for (size_t i = 0; i < failover.size(); ++i) {
       for (auto [name, value] : {std::pair<const char*, const std::string*>{"from", &failover[i].from},
                                  {"to", &failover[i].to}}) {
@@ -192,28 +226,6 @@ struct LocalityParams {
         errors->AddError("must differ from \"from\"");
       }
       failover_rules.push_back({failover[i].from, failover[i].to});
-    }
-    if (!distribute.empty() && !failover.empty()) {
-      ValidationErrors::ScopedField field(errors, ".distribute");
-      errors->AddError("cannot be set together with failover (as in Istio)");
-    }
-    for (size_t i = 0; i < failover_priority.size(); ++i) {
-      ValidationErrors::ScopedField field(errors, absl::StrCat(".failoverPriority[", i, "]"));
-      if (failover_priority[i].empty() || absl::StartsWith(failover_priority[i], "=")) {
-        errors->AddError("must be a label key, or key=value");
-      }
-    }
-    {
-      ValidationErrors::ScopedField field(errors, ".overprovisioningFactor");
-      if (!errors->FieldHasErrors() && overprovisioning_factor == 0) {
-        errors->AddError("must be at least 1 (a percentage; Envoy's default is 140)");
-      }
-    }
-    {
-      ValidationErrors::ScopedField field(errors, ".panicThreshold");
-      if (!errors->FieldHasErrors() && panic_threshold > 100) {
-        errors->AddError("must be a percentage in [0, 100]");
-      }
     }
   }
 
@@ -291,273 +303,129 @@ class LocalityPicker : public LoadBalancingPolicy::SubchannelPicker, public Serv
 // Policy
 //
 
-class LocalityPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
+class LocalityPolicy : public ParentPolicy {
  public:
-  explicit LocalityPolicy(Args args)
-      : LoadBalancingPolicy(std::move(args)),
-        stats_(stats::PolicyStats::Register(std::string(kLocalityPolicyName),
-                                            /*counts_calls=*/false)) {}
-
-  absl::string_view name() const override { return kLocalityPolicyName; }
-
-  absl::Status UpdateLocked(UpdateArgs args) override;
-  void ExitIdleLocked() override {
-    for (auto& [key, group] : groups_) group.child->ExitIdleLocked();
-  }
-  void ResetBackoffLocked() override {
-    for (auto& [key, group] : groups_) group.child->ResetBackoffLocked();
-  }
-  void OnChildChangedLocked() override {
-    if (!updating_) UpdatePickerLocked();
-  }
+  explicit LocalityPolicy(Args args) : ParentPolicy(std::move(args), kLocalityPolicyName) {}
 
  private:
+  // A child's place, by the child's key "<label priority>|<locality>". The
+  // level is the group's attribute, not its identity, so a change of level
+  // (the client moved, a failover rule changed) keeps its connections.
   struct Group {
     uint32_t priority = 0;
     uint64_t weight = 0;  // distribute weight; 0 = pool by healthy endpoints
-    grpc_core::OrphanablePtr<ChildPolicy> child;
   };
 
-  void ShutdownLocked() override {
-    shutdown_ = true;
-    groups_.clear();
-  }
-
-  void ReportTransientFailureLocked(absl::Status status) {
-    PublishLocked(GRPC_CHANNEL_TRANSIENT_FAILURE, status,
-                  std::make_unique<TransientFailurePicker>(status));
-  }
-
-  void UpdatePickerLocked();
+  // The config, with the client's locality from the resolver when neither
+  // `locality` nor $LBKIT_LOCALITY gives one (lbkit-k8s: the pod's node).
+  LocalityParams EffectiveParams(const grpc_core::ChannelArgs& args) const;
+  absl::StatusOr<ChildSpecs> ChildrenForLocked(const AddressUpdate& update) override;
+  PickerUpdate MakePickerLocked() override;
+  // Each level's healthy and total endpoints, and which levels have traffic.
+  std::vector<algorithms::PriorityHealth> LevelHealth() const;
+  std::vector<Level> BuildLevels(const algorithms::PriorityLoad& load) const;
   // The levels and localities as lbkit::DumpState() shows them.
-  std::string DetailJson(const algorithms::PriorityLoad& load) const {
-    std::vector<std::string> levels, groups;
-    for (size_t p = 0; p < load.percent.size(); ++p) {
-      levels.push_back(absl::StrCat("{\"priority\":", p, ",\"percent\":", load.percent[p],
-                                    ",\"panic\":", load.panic[p] ? "true" : "false", "}"));
-    }
-    for (const auto& [key, group] : groups_) {
-      groups.push_back(absl::StrCat(
-          "{\"locality\":", stats::JsonString(group.child->name()), ",\"priority\":",
-          group.priority, ",\"ready\":", group.child->ready(), ",\"total\":",
-          group.child->total(), ",\"weight\":", group.weight, "}"));
-    }
-    return absl::StrCat("{\"levels\":[", absl::StrJoin(levels, ","), "],\"localities\":[",
-                        absl::StrJoin(groups, ","), "]}");
-  }
+  std::string DetailJson(const algorithms::PriorityLoad& load) const;
 
-  void PublishLocked(grpc_connectivity_state state, const absl::Status& status,
-                     std::unique_ptr<SubchannelPicker> picker) {
-    stats_->CountPickerUpdate();
-    channel_control_helper()->UpdateState(state, status, std::move(picker));
-  }
-
-  const std::shared_ptr<stats::PolicyStats> stats_;
-  RefCountedPtr<Config> config_;
+  LocalityParams params_;  // the effective config of the last update
   bool distributing_ = false;
-  std::map<std::string, Group> groups_;  // by "<label priority>|<locality>"
-  bool updating_ = false;
-  bool shutdown_ = false;
+  std::map<std::string, Group> groups_;
 };
 
-absl::Status LocalityPolicy::UpdateLocked(UpdateArgs args) {
-  if (shutdown_) return absl::OkStatus();
-  if (args.config != nullptr) config_ = std::move(args.config);
-  const LocalityParams& configured = ParamsOf<LocalityParams>(*config_);
-  // Without `locality` or $LBKIT_LOCALITY, the resolver may know where the
-  // client is (lbkit-k8s: the client pod's node).
-  LocalityParams from_resolver;
-  const LocalityParams* chosen = &configured;
-  if (!configured.client.has_value()) {
-    if (auto arg = args.args.GetString(kClientLocalityChannelArg); arg.has_value()) {
-      if (auto client = algorithms::ParseLocalityName(std::string_view(arg->data(), arg->size()));
-          client.has_value()) {
-        from_resolver = configured;
-        from_resolver.client = std::move(client);
-        chosen = &from_resolver;
-      }
-    }
+LocalityParams LocalityPolicy::EffectiveParams(const grpc_core::ChannelArgs& args) const {
+  LocalityParams params = ParamsOf<LocalityParams>(config());
+  if (params.client.has_value()) return params;
+  if (auto arg = args.GetString(kClientLocalityChannelArg); arg.has_value()) {
+    params.client = algorithms::ParseLocalityName(std::string_view(arg->data(), arg->size()));
   }
-  const LocalityParams& params = *chosen;
-  stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
-  stats_->SetConfigJson(ConfigJson(config_.get()));
-  if (!args.addresses.ok()) {
-    stats_->CountResolverError(args.addresses.status().ToString());
-    // Keep what we have; with nothing, the resolver's error explains.
-    if (groups_.empty()) ReportTransientFailureLocked(args.addresses.status());
-    return args.addresses.status();
-  }
-
-  // Each address's locality and raw priority.
-  struct Placed {
-    LocalityName locality;
-    uint32_t label_priority;  // from failoverPriority
-    uint32_t priority;        // label_priority x 5 + proximity
-  };
-  std::vector<Placed> placed;
-  std::vector<LocalityName> localities;  // distinct, in first-seen order
-  std::map<LocalityName, size_t> locality_index;
-  std::vector<uint64_t> locality_endpoints;
-  for (const grpc_core::ServerAddress& address : *args.addresses) {
-    const EndpointAttributes* attrs = GetEndpointAttributes(address);
-    LocalityName name = attrs != nullptr ? ToName(attrs->locality) : LocalityName{};
-    auto [it, inserted] = locality_index.emplace(name, localities.size());
-    if (inserted) {
-      localities.push_back(name);
-      locality_endpoints.push_back(0);
-    }
-    ++locality_endpoints[it->second];
-    uint32_t priority = 0, label_priority = 0;
-    // Istio applies proximity (region/zone/subZone, and failover rules)
-    // under failoverPriority only when failover is set too; with
-    // failoverPriority alone the levels come from the labels alone
-    // (docs/istio.md, "failoverPriority").
-    const bool proximity = params.failover_priority.empty() || !params.failover_rules.empty();
-    // With distribute rules Istio sets no priorities at all: a client no
-    // rule's `from` covers gets no locality preference (docs/istio.md).
-    const bool prioritised = params.distribute_rules.empty();
-    if (params.client.has_value() && proximity && prioritised) {
-      priority = algorithms::ProximityPriority(*params.client, name, params.failover_rules);
-    }
-    if (!params.failover_priority.empty() && prioritised) {
-      label_priority = algorithms::LabelPriority(
-          params.failover_priority.size(), [&](size_t i) { return params.ClientValue(i); },
-          [&](size_t i) -> std::optional<std::string> {
-            const std::string key = params.Key(i);
-            if (attrs != nullptr) {
-              auto label = attrs->labels.find(key);
-              if (label != attrs->labels.end()) return label->second;
-            }
-            return LocalityParams::TopologyValue(key, name);
-          });
-      priority = label_priority * 5 + priority;
-    }
-    placed.push_back({std::move(name), label_priority, priority});
-  }
-  std::optional<std::vector<uint64_t>> distribute_weights;
-  if (params.client.has_value() && !params.distribute_rules.empty()) {
-    distribute_weights = algorithms::DistributeWeights(*params.client, params.distribute_rules,
-                                                       localities, locality_endpoints);
-  }
-  distributing_ = distribute_weights.has_value();
-  std::vector<uint32_t> raw;
-  for (const Placed& p : placed) raw.push_back(distributing_ ? 0 : p.priority);
-  const std::vector<uint32_t> priorities = algorithms::CompactPriorities(raw);
-
-  // Addresses per group: a locality, split by failoverPriority labels. The
-  // level is the group's attribute, not its identity, so a change of level
-  // (the client moved, a failover rule changed) keeps its connections.
-  std::map<std::string, std::pair<Group, grpc_core::ServerAddressList>> wanted;
-  for (size_t i = 0; i < placed.size(); ++i) {
-    const size_t li = locality_index[placed[i].locality];
-    const uint64_t weight = distributing_ ? (*distribute_weights)[li] : 0;
-    if (distributing_ && weight == 0) continue;  // a locality no rule sends traffic to
-    auto& entry =
-        wanted[absl::StrCat(placed[i].label_priority, "|", placed[i].locality.ToString())];
-    entry.first.priority = priorities[i];
-    entry.first.weight = weight;
-    entry.second.push_back((*args.addresses)[i]);
-  }
-
-  updating_ = true;
-  for (auto it = groups_.begin(); it != groups_.end();) {
-    it = wanted.count(it->first) ? std::next(it) : groups_.erase(it);
-  }
-  std::vector<std::string> errors;
-  for (auto& [key, entry] : wanted) {
-    Group& group = groups_[key];  // in the map before its child can report
-    group.priority = entry.first.priority;
-    group.weight = entry.first.weight;
-    if (group.child == nullptr) {
-      group.child = grpc_core::MakeOrphanable<ChildPolicy>(
-          key.substr(key.find('|') + 1), this, Ref(DEBUG_LOCATION, "ChildPolicy"),
-          channel_control_helper(), work_serializer(), interested_parties(), args.args);
-    }
-    absl::Status status = group.child->UpdateLocked(std::move(entry.second),
-                                                    params.child_policy, args.args,
-                                                    args.resolution_note);
-    if (!status.ok()) errors.push_back(absl::StrCat(group.child->name(), ": ", status.ToString()));
-  }
-  updating_ = false;
-
-  if (groups_.empty()) {
-    absl::Status status = absl::UnavailableError(absl::StrCat(
-        kLocalityPolicyName,
-        args.addresses->empty() ? ": the resolver returned an empty address list"
-                                : ": no endpoint is in a locality the distribute rule sends "
-                                  "traffic to",
-        args.resolution_note.empty() ? "" : ": ", args.resolution_note));
-    ReportTransientFailureLocked(status);
-    return status;
-  }
-  UpdatePickerLocked();
-  if (errors.empty()) return absl::OkStatus();
-  return absl::UnavailableError(
-      absl::StrCat(kLocalityPolicyName, ": [", absl::StrJoin(errors, "; "), "]"));
+  return params;
 }
 
-void LocalityPolicy::UpdatePickerLocked() {
-  const LocalityParams& params = ParamsOf<LocalityParams>(*config_);
+absl::StatusOr<ParentPolicy::ChildSpecs> LocalityPolicy::ChildrenForLocked(
+    const AddressUpdate& update) {
+  params_ = EffectiveParams(update.args);
+  std::vector<LocalityName> names;
+  std::vector<const EndpointAttributes*> attrs;
+  for (const grpc_core::ServerAddress& address : update.addresses) {
+    attrs.push_back(GetEndpointAttributes(address));
+    names.push_back(attrs.back() != nullptr ? ToName(attrs.back()->locality) : LocalityName{});
+  }
+  algorithms::PlacementRules rules{params_.client, params_.failover_rules,
+                                   params_.distribute_rules, params_.failover_priority.size()};
+  const std::vector<algorithms::Placement> placed = algorithms::PlaceEndpoints(
+      rules, names, [&](size_t i) { return params_.ClientValue(i); },
+      [&](size_t e, size_t i) -> std::optional<std::string> {
+        const std::string key = params_.Key(i);
+        if (attrs[e] != nullptr) {
+          auto label = attrs[e]->labels.find(key);
+          if (label != attrs[e]->labels.end()) return label->second;
+        }
+        return LocalityParams::TopologyValue(key, names[e]);
+      });
+  distributing_ = params_.client.has_value() && !params_.distribute_rules.empty() &&
+                  std::any_of(placed.begin(), placed.end(),
+                              [](const auto& p) { return p.weight > 0 || p.excluded; });
+  groups_.clear();
+  ChildSpecs specs;
+  for (size_t i = 0; i < placed.size(); ++i) {
+    if (placed[i].excluded) continue;  // a locality no rule sends traffic to
+    const std::string locality = names[i].ToString();
+    const std::string key = absl::StrCat(placed[i].label_priority, "|", locality);
+    groups_[key] = {placed[i].priority, placed[i].weight};
+    ChildSpec& spec = specs[key];
+    spec.name = locality;
+    spec.config = params_.child_policy;
+    spec.addresses.push_back(update.addresses[i]);
+  }
+  if (specs.empty()) {
+    return absl::UnavailableError(absl::StrCat(
+        kLocalityPolicyName,
+        update.addresses.empty() ? ": the resolver returned an empty address list"
+                                 : ": no endpoint is in a locality the distribute rule sends "
+                                   "traffic to",
+        update.resolution_note.empty() ? "" : ": ", update.resolution_note));
+  }
+  return specs;
+}
+
+std::vector<algorithms::PriorityHealth> LocalityPolicy::LevelHealth() const {
   uint32_t num_levels = 0;
   for (const auto& [key, group] : groups_) num_levels = std::max(num_levels, group.priority + 1);
   std::vector<algorithms::PriorityHealth> health(num_levels);
-  bool any_ready = false, any_connecting = false;
-  absl::Status failure;
-  for (const auto& [key, group] : groups_) {
-    health[group.priority].healthy += group.child->ready();
-    health[group.priority].total += group.child->total();
-    switch (group.child->state()) {
-      case GRPC_CHANNEL_READY: any_ready = true; break;
-      case GRPC_CHANNEL_TRANSIENT_FAILURE:
-        if (failure.ok()) failure = group.child->status();
-        break;
-      default: any_connecting = true;
-    }
+  for (const auto& [key, c] : children()) {
+    const Group& group = groups_.at(key);
+    health[group.priority].healthy += c->ready();
+    health[group.priority].total += c->total();
   }
-  if (!any_ready) {
-    if (any_connecting) {
-      PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
-                    std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
-    } else {
-      ReportTransientFailureLocked(absl::UnavailableError(absl::StrCat(
-          kLocalityPolicyName, ": every locality is failing; last error: ",
-          failure.ToString())));
-    }
-    return;
-  }
+  return health;
+}
 
-  const algorithms::PriorityLoad load = algorithms::ComputePriorityLoad(
-      health, params.overprovisioning_factor, params.panic_threshold);
+std::vector<Level> LocalityPolicy::BuildLevels(const algorithms::PriorityLoad& load) const {
   std::vector<Level> levels;
   uint32_t cumulative = 0;
-  // What this policy can pick from, for a parent above it: every level's
-  // serving endpoints, standby levels included.
-  size_t serving = 0;
-  for (const auto& [key, group] : groups_) serving += group.child->ready();
-  for (uint32_t p = 0; p < num_levels; ++p) {
+  for (uint32_t p = 0; p < load.percent.size(); ++p) {
     if (load.percent[p] == 0) continue;
     Level level;
     double total_weight = 0;
-    for (const auto& [key, group] : groups_) {
-      const ChildPolicy& child = *group.child;
+    for (const auto& [key, c] : children()) {
+      const Group& group = groups_.at(key);
       // Only a READY locality can take a call: gRPC has no way to send one
       // to an endpoint that is not READY, so where Envoy's panic mode sends
       // traffic to unhealthy hosts, lbkit's spreads it over the READY ones
       // of the panicking level (see README).
-      if (group.priority != p || child.state() != GRPC_CHANNEL_READY ||
-          child.picker() == nullptr) {
+      if (group.priority != p || c->state() != GRPC_CHANNEL_READY || c->picker() == nullptr) {
         continue;
       }
       // Without distribute, one pool per level, as Envoy balances the hosts
       // of a priority: each locality in proportion to its healthy endpoints.
       const double weight =
           distributing_ && !load.panic[p]
-              ? algorithms::EffectiveLocalityWeight(group.weight, child.ready(), child.total(),
-                                                    params.overprovisioning_factor)
-              : static_cast<double>(child.ready());
+              ? algorithms::EffectiveLocalityWeight(group.weight, c->ready(), c->total(),
+                                                    params_.overprovisioning_factor)
+              : static_cast<double>(c->ready());
       if (weight <= 0) continue;
       total_weight += weight;
-      level.pickers.push_back(child.picker());
+      level.pickers.push_back(c->picker());
       level.cumulative_weight.push_back(total_weight);
     }
     if (level.pickers.empty()) continue;  // its share goes to the next level drawn
@@ -565,23 +433,63 @@ void LocalityPolicy::UpdatePickerLocked() {
     level.cumulative_percent = cumulative;
     levels.push_back(std::move(level));
   }
-  if (levels.empty()) {
-    // READY children but no level with load and a picker: cannot happen
-    // with consistent counts; queue rather than fail.
-    PublishLocked(GRPC_CHANNEL_CONNECTING, absl::OkStatus(),
-                  std::make_unique<QueuePicker>(Ref(DEBUG_LOCATION, "QueuePicker")));
-    return;
-  }
   // Shares of levels skipped above go to the others in proportion: the
   // last level's cumulative share is the draw's upper bound.
-  const uint32_t top = levels.back().cumulative_percent;
-  if (top != 100) {
+  if (!levels.empty() && levels.back().cumulative_percent != 100) {
+    const uint32_t top = levels.back().cumulative_percent;
     for (Level& level : levels) level.cumulative_percent = level.cumulative_percent * 100 / top;
     levels.back().cumulative_percent = 100;
   }
-  stats_->SetDetailJson(DetailJson(load));
-  PublishLocked(GRPC_CHANNEL_READY, absl::OkStatus(),
-                std::make_unique<LocalityPicker>(std::move(levels), serving));
+  return levels;
+}
+
+ParentPolicy::PickerUpdate LocalityPolicy::MakePickerLocked() {
+  bool any_ready = false, any_connecting = false;
+  absl::Status failure;
+  // What this policy can pick from, for a parent above it: every level's
+  // serving endpoints, standby levels included.
+  size_t serving = 0;
+  for (const auto& [key, c] : children()) {
+    serving += c->ready();
+    switch (c->state()) {
+      case GRPC_CHANNEL_READY: any_ready = true; break;
+      case GRPC_CHANNEL_TRANSIENT_FAILURE:
+        if (failure.ok()) failure = c->status();
+        break;
+      default: any_connecting = true;
+    }
+  }
+  if (!any_ready) {
+    if (any_connecting) return Queue();
+    return Fail(absl::UnavailableError(absl::StrCat(
+        kLocalityPolicyName, ": every locality is failing; last error: ", failure.ToString())));
+  }
+  const algorithms::PriorityLoad load = algorithms::ComputePriorityLoad(
+      LevelHealth(), params_.overprovisioning_factor, params_.panic_threshold);
+  std::vector<Level> levels = BuildLevels(load);
+  // READY children but no level with load and a picker: cannot happen with
+  // consistent counts; queue rather than fail.
+  if (levels.empty()) return Queue();
+  policy_stats()->SetDetailJson(DetailJson(load));
+  return {GRPC_CHANNEL_READY, absl::OkStatus(),
+          std::make_unique<LocalityPicker>(std::move(levels), serving)};
+}
+
+std::string LocalityPolicy::DetailJson(const algorithms::PriorityLoad& load) const {
+  std::vector<std::string> levels, groups;
+  for (size_t p = 0; p < load.percent.size(); ++p) {
+    levels.push_back(absl::StrCat("{\"priority\":", p, ",\"percent\":", load.percent[p],
+                                  ",\"panic\":", load.panic[p] ? "true" : "false", "}"));
+  }
+  for (const auto& [key, c] : children()) {
+    const Group& group = groups_.at(key);
+    groups.push_back(absl::StrCat("{\"locality\":", stats::JsonString(c->name()),
+                                  ",\"priority\":", group.priority, ",\"ready\":", c->ready(),
+                                  ",\"total\":", c->total(), ",\"weight\":", group.weight,
+                                  "}"));
+  }
+  return absl::StrCat("{\"levels\":[", absl::StrJoin(levels, ","), "],\"localities\":[",
+                      absl::StrJoin(groups, ","), "]}");
 }
 
 }  // namespace

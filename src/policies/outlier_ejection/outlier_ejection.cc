@@ -27,6 +27,9 @@
 #include "policies/common/child_policy.h"
 #include "policies/common/endpoint_list.h"
 #include "policies/common/health_check.h"
+#include "policies/common/parent_policy.h"
+#include "policies/common/policy_timer.h"
+#include "policies/common/trace.h"
 #include "policies/common/policy_factory.h"
 #include "policies/common/serving_count.h"
 #include "policies/register.h"
@@ -243,10 +246,12 @@ struct Classifier : public grpc_core::RefCounted<Classifier> {
 class EjectingWatcher;
 
 struct EndpointState : public grpc_core::RefCounted<EndpointState> {
-  explicit EndpointState(std::string address_text)
+  EndpointState(std::string address_text, EventEngine* engine,
+                std::shared_ptr<grpc_core::WorkSerializer> serializer)
       : address(std::move(address_text)),
         stats(std::make_shared<stats::EndpointStats>(address, "",
-                                                     std::map<std::string, std::string>{}, 1)) {}
+                                                     std::map<std::string, std::string>{}, 1)),
+        uneject_timer(engine, std::move(serializer)) {}
 
   const std::string address;
   // Its ejection as lbkit::DumpState() and the metrics show it.
@@ -271,7 +276,8 @@ struct EndpointState : public grpc_core::RefCounted<EndpointState> {
   // may forgive one step of times_ejected (Envoy forgives only after a full
   // interval back in).
   bool in_since_last_tick = true;
-  absl::optional<EventEngine::TaskHandle> uneject_timer;
+  // Cancelled before the state leaves the policy's map.
+  PolicyTimer uneject_timer;
   std::set<EjectingWatcher*> watchers;
 };
 
@@ -339,6 +345,8 @@ class EjectingWatcher : public SubchannelInterface::ConnectivityStateWatcherInte
 
 class EjectingSubchannel : public grpc_core::DelegatingSubchannel {
  public:
+  static constexpr char kKind = 0;  // ChildPolicy::Wrapping's tag
+
   EjectingSubchannel(RefCountedPtr<SubchannelInterface> subchannel,
                      RefCountedPtr<EndpointState> state, RefCountedPtr<PolicyLink> link)
       : DelegatingSubchannel(std::move(subchannel)),
@@ -421,15 +429,14 @@ class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
       : child_(std::move(child)), classifier_(std::move(classifier)), link_(std::move(link)) {}
 
   LoadBalancingPolicy::PickResult Pick(LoadBalancingPolicy::PickArgs args) override {
-    LoadBalancingPolicy::PickResult result = ChildPolicy::Unwrap(child_->Pick(args));
-    if (auto* complete = absl::get_if<LoadBalancingPolicy::PickResult::Complete>(&result.result)) {
-      // Every subchannel below this policy is an EjectingSubchannel.
-      auto* subchannel = static_cast<EjectingSubchannel*>(complete->subchannel.get());
+    EjectingSubchannel* subchannel;
+    LoadBalancingPolicy::PickResult result = ChildPolicy::UnwrapTo(child_->Pick(args), &subchannel);
+    if (subchannel != nullptr) {
+      auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(result.result);
       std::atomic<bool>& picked = subchannel->state()->picked;
       if (!picked.load(std::memory_order_relaxed)) picked.store(true, std::memory_order_relaxed);
-      complete->subchannel_call_tracker = std::make_unique<OutlierTracker>(
-          std::move(complete->subchannel_call_tracker), subchannel->state(), classifier_, link_);
-      complete->subchannel = subchannel->wrapped_subchannel();
+      complete.subchannel_call_tracker = std::make_unique<OutlierTracker>(
+          std::move(complete.subchannel_call_tracker), subchannel->state(), classifier_, link_);
     }
     return result;
   }
@@ -447,56 +454,18 @@ class OutlierPicker : public LoadBalancingPolicy::SubchannelPicker, public Servi
 // The policy
 //
 
-class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
+class OutlierPolicy : public ParentPolicy {
  public:
   explicit OutlierPolicy(Args args)
-      : LoadBalancingPolicy(std::move(args)),
+      : ParentPolicy(std::move(args), kOutlierEjectionPolicyName),
         link_(grpc_core::MakeRefCounted<PolicyLink>(this, work_serializer())),
-        // The child's subchannels get the ejecting wrappers.
-        helper_(channel_control_helper(), &shutdown_,
-                [this](const grpc_core::ServerAddress& address,
-                       RefCountedPtr<SubchannelInterface> subchannel) {
-                  return grpc_core::MakeRefCounted<EjectingSubchannel>(
-                      std::move(subchannel), StateFor(address), link_);
-                }),
-        stats_(stats::PolicyStats::Register(std::string(kOutlierEjectionPolicyName),
-                                            /*counts_calls=*/false)) {}
-
-  absl::string_view name() const override { return kOutlierEjectionPolicyName; }
-
-  absl::Status UpdateLocked(UpdateArgs args) override;
-  void ExitIdleLocked() override {
-    if (child_ != nullptr) child_->ExitIdleLocked();
-  }
-  void ResetBackoffLocked() override {
-    if (child_ != nullptr) child_->ResetBackoffLocked();
-  }
-  void OnChildChangedLocked() override { UpdatePickerLocked(); }
+        interval_timer_(channel_control_helper()->GetEventEngine(), work_serializer()) {}
 
   // A run of consecutive errors (or connection failures) on `state`.
   void OnConsecutiveErrorsLocked(EndpointState* state) {
     MaybeEjectLocked(state, "consecutive errors");
   }
-  // An ejected endpoint connected again. The budget counts connected
-  // ejected endpoints only: one ejected while disconnected did not use it,
-  // and may now exceed it; then it comes back rather than take more than
-  // maxEjectionPercent of the endpoints out of service.
-  void OnEjectedEndpointConnectedLocked(EndpointState* state) {
-    const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
-    size_t others = 0, listed = 0;
-    for (const auto& [key, s] : states_) {
-      if (!s->listed) continue;
-      ++listed;
-      others += s.get() != state && s->ejected && s->connectivity == GRPC_CHANNEL_READY;
-    }
-    if (algorithms::MayEject(others, listed, params.config)) return;
-    gpr_log(GPR_INFO,
-            "lbkit_outlier_ejection: %s connected again while ejected; back early, since "
-            "%zu of %zu connected endpoints are already ejected",
-            state->address.c_str(), others, listed);
-    CancelTimer(&state->uneject_timer);
-    UnejectLocked(state);
-  }
+  void OnEjectedEndpointConnectedLocked(EndpointState* state);
   void OnConnectionFailedLocked(EndpointState* state) {
     if (state->counters.Record(algorithms::CallResult::LocalFailure(), classifier_->config)) {
       MaybeEjectLocked(state, "consecutive connection failures");
@@ -505,20 +474,39 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
 
  private:
   static std::string Key(const grpc_core::ServerAddress& address) { return AddressText(address); }
+  const OutlierParams& params() const { return ParamsOf<OutlierParams>(config()); }
 
   RefCountedPtr<EndpointState> StateFor(const grpc_core::ServerAddress& address) {
     const std::string key = Key(address);
     auto& state = states_[key];
-    if (state == nullptr) state = grpc_core::MakeRefCounted<EndpointState>(key);
+    if (state == nullptr) {
+      state = grpc_core::MakeRefCounted<EndpointState>(
+          key, channel_control_helper()->GetEventEngine(), work_serializer());
+    }
     state->listed = true;
     return state;
   }
 
-  void ShutdownLocked() override;
-  void UpdatePickerLocked();
+  // The child's subchannels get the ejecting wrappers.
+  ChildPolicy::Wrapping SubchannelWrapping() override {
+    return {[this](const grpc_core::ServerAddress& address,
+                   RefCountedPtr<SubchannelInterface> subchannel)
+                -> RefCountedPtr<grpc_core::DelegatingSubchannel> {
+              return grpc_core::MakeRefCounted<EjectingSubchannel>(std::move(subchannel),
+                                                                   StateFor(address), link_);
+            },
+            &EjectingSubchannel::kKind};
+  }
+  void OnConfigLocked() override;
+  absl::StatusOr<ChildSpecs> ChildrenForLocked(const AddressUpdate& update) override;
+  PickerUpdate MakePickerLocked() override;
+  void OnShutdownLocked() override;
+
+  // Connected ejected endpoints other than `except`, and listed endpoints.
+  std::pair<size_t, size_t> EjectedAndListed(const EndpointState* except) const;
   void MaybeEjectLocked(EndpointState* state, absl::string_view reason);
   void UnejectLocked(EndpointState* state);
-  void OnIntervalLocked(uint64_t generation);
+  void OnIntervalLocked();
   // Calls `notify` on each of the endpoint's watchers. A child answering one
   // may cancel (and free) another, e.g. a child policy being replaced, so
   // each is looked up again before it is called.
@@ -529,34 +517,14 @@ class OutlierPolicy : public LoadBalancingPolicy, public ChildPolicy::Owner {
     }
   }
   void ArmIntervalTimerLocked() {
-    const uint64_t generation = ++interval_generation_;
-    interval_timer_ = RunAfterLocked(
-        interval_, [generation](OutlierPolicy* p) { p->OnIntervalLocked(generation); });
-  }
-  // Runs `fn` on the WorkSerializer after `delay`, unless the policy shuts
-  // down first.
-  template <typename F>
-  EventEngine::TaskHandle RunAfterLocked(Duration delay, F fn);
-  void CancelTimer(absl::optional<EventEngine::TaskHandle>* handle) {
-    if (handle->has_value()) {
-      channel_control_helper()->GetEventEngine()->Cancel(**handle);
-      handle->reset();
-    }
+    interval_timer_.ArmLocked(interval_, [this] { OnIntervalLocked(); });
   }
 
   RefCountedPtr<PolicyLink> link_;
-  WrappingHelper helper_;
-  const std::shared_ptr<stats::PolicyStats> stats_;
-  RefCountedPtr<Config> config_;
   RefCountedPtr<Classifier> classifier_;
-  grpc_core::OrphanablePtr<ChildPolicy> child_;
   std::map<std::string, RefCountedPtr<EndpointState>> states_;
-  absl::optional<EventEngine::TaskHandle> interval_timer_;
-  // A timer that fired while a new one was armed must not run: only the
-  // latest generation's does.
-  uint64_t interval_generation_ = 0;
+  PolicyTimer interval_timer_;
   Duration interval_;
-  bool shutdown_ = false;
 };
 
 void EjectingWatcher::OnConnectivityStateChange(grpc_connectivity_state new_state,
@@ -594,103 +562,100 @@ void OutlierTracker::Record(const algorithms::CallResult& result) {
   }
 }
 
-absl::Status OutlierPolicy::UpdateLocked(UpdateArgs args) {
-  if (shutdown_) return absl::OkStatus();
-  if (args.config != nullptr) config_ = std::move(args.config);
-  const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
-  stats_->SetTarget(ChannelTarget(args.args, channel_control_helper()));
-  stats_->SetConfigJson(ConfigJson(config_.get()));
+void OutlierPolicy::OnConfigLocked() {
   auto classifier = grpc_core::MakeRefCounted<Classifier>();
-  classifier->config = params.config;
-  classifier->error_codes = params.error_codes;
+  classifier->config = params().config;
+  classifier->error_codes = params().error_codes;
   classifier_ = std::move(classifier);
-
-  if (args.addresses.ok()) {
-    // Endpoints that left: forget their history (and any ejection), unless a
-    // child still holds a subchannel for them.
-    std::set<std::string> keep;
-    for (const auto& address : *args.addresses) keep.insert(Key(address));
-    for (auto it = states_.begin(); it != states_.end();) {
-      it->second->listed = keep.count(it->first) != 0;
-      if (!it->second->listed && it->second->wrappers.load() == 0) {
-        CancelTimer(&it->second->uneject_timer);
-        it = states_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const auto& address : *args.addresses) StateFor(address);
-    std::vector<std::shared_ptr<stats::EndpointStats>> listed;
-    // Only the resolver's endpoints: a state kept for a child's lingering
-    // subchannel is not an endpoint of the channel any more.
-    for (const auto& [key, state] : states_) {
-      if (state->listed) listed.push_back(state->stats);
-    }
-    stats_->SetEndpoints(std::move(listed));
-  } else {
-    stats_->CountResolverError(args.addresses.status().ToString());
-  }
-  if (child_ == nullptr) {
-    child_ = grpc_core::MakeOrphanable<ChildPolicy>(
-        std::string(kOutlierEjectionPolicyName), this, Ref(DEBUG_LOCATION, "ChildPolicy"),
-        &helper_, work_serializer(), interested_parties(), args.args);
-  }
-  if (!algorithms::EjectionEnabled(params.config)) {
+  if (!algorithms::EjectionEnabled(params().config)) {
     // Nothing can eject any more: whoever is out comes back now, as gRPC's
     // outlier_detection does, and no interval runs.
-    CancelTimer(&interval_timer_);
+    interval_timer_.CancelLocked();
     for (auto& [key, state] : states_) {
-      CancelTimer(&state->uneject_timer);
+      state->uneject_timer.CancelLocked();
       state->times_ejected = 0;
       UnejectLocked(state.get());
     }
-  } else if (!interval_timer_.has_value() || interval_ != params.interval) {
-    CancelTimer(&interval_timer_);
-    interval_ = params.interval;
+  } else if (!interval_timer_.armed() || interval_ != params().interval) {
+    interval_ = params().interval;
     ArmIntervalTimerLocked();
   }
-  absl::Status status;
-  if (args.addresses.ok()) {
-    status = child_->UpdateLocked(*std::move(args.addresses), params.child_policy, args.args,
-                                  std::move(args.resolution_note));
-  } else {
-    status = args.addresses.status();
-    if (child_->picker() == nullptr) {
-      channel_control_helper()->UpdateState(
-          GRPC_CHANNEL_TRANSIENT_FAILURE, status,
-          std::make_unique<TransientFailurePicker>(status));
+}
+
+absl::StatusOr<ParentPolicy::ChildSpecs> OutlierPolicy::ChildrenForLocked(
+    const AddressUpdate& update) {
+  // Endpoints that left: forget their history (and any ejection), unless a
+  // child still holds a subchannel for them.
+  std::set<std::string> keep;
+  for (const auto& address : update.addresses) keep.insert(Key(address));
+  for (auto it = states_.begin(); it != states_.end();) {
+    it->second->listed = keep.count(it->first) != 0;
+    if (!it->second->listed && it->second->wrappers.load() == 0) {
+      it->second->uneject_timer.CancelLocked();
+      it = states_.erase(it);
+    } else {
+      ++it;
     }
-    return status;
   }
-  UpdatePickerLocked();
-  return status;
+  for (const auto& address : update.addresses) StateFor(address);
+  std::vector<std::shared_ptr<stats::EndpointStats>> listed;
+  // Only the resolver's endpoints: a state kept for a child's lingering
+  // subchannel is not an endpoint of the channel any more.
+  for (const auto& [key, state] : states_) {
+    if (state->listed) listed.push_back(state->stats);
+  }
+  policy_stats()->SetEndpoints(std::move(listed));
+  ChildSpecs specs;
+  specs[std::string(kOutlierEjectionPolicyName)] = {std::string(kOutlierEjectionPolicyName),
+                                                    update.addresses, params().child_policy};
+  return specs;
 }
 
-void OutlierPolicy::UpdatePickerLocked() {
-  if (shutdown_ || child_ == nullptr || child_->picker() == nullptr) return;
-  stats_->CountPickerUpdate();
-  channel_control_helper()->UpdateState(
-      child_->state(), child_->status(),
-      std::make_unique<OutlierPicker>(child_->picker(), classifier_, link_));
+ParentPolicy::PickerUpdate OutlierPolicy::MakePickerLocked() {
+  const ChildPolicy* c = child(std::string(kOutlierEjectionPolicyName));
+  if (c == nullptr || c->picker() == nullptr) return {};
+  return {c->state(), c->status(), std::make_unique<OutlierPicker>(c->picker(), classifier_, link_)};
 }
 
-void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view reason) {
-  auto it = states_.find(state->address);
-  if (it == states_.end() || it->second.get() != state || state->ejected) return;
-  const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+std::pair<size_t, size_t> OutlierPolicy::EjectedAndListed(const EndpointState* except) const {
   // The budget counts the ejected endpoints that could serve: ejecting one
   // whose connection is down anyway takes no capacity away.
   size_t ejected = 0, listed = 0;
   for (const auto& [key, s] : states_) {
     if (!s->listed) continue;
     ++listed;
-    ejected += s->ejected && s->connectivity == GRPC_CHANNEL_READY;
+    ejected += s.get() != except && s->ejected && s->connectivity == GRPC_CHANNEL_READY;
   }
+  return {ejected, listed};
+}
+
+// An ejected endpoint connected again. The budget counts connected ejected
+// endpoints only: one ejected while disconnected did not use it, and may now
+// exceed it; then it comes back rather than take more than
+// maxEjectionPercent of the endpoints out of service.
+void OutlierPolicy::OnEjectedEndpointConnectedLocked(EndpointState* state) {
+  const auto [others, listed] = EjectedAndListed(state);
+  if (algorithms::MayEject(others, listed, params().config)) return;
+  gpr_log(GPR_INFO,
+          "lbkit_outlier_ejection: %s connected again while ejected; back early, since "
+          "%zu of %zu connected endpoints are already ejected",
+          state->address.c_str(), others, listed);
+  state->uneject_timer.CancelLocked();
+  UnejectLocked(state);
+}
+
+void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view reason) {
+  auto it = states_.find(state->address);
+  if (it == states_.end() || it->second.get() != state || state->ejected) return;
+  const OutlierParams& params = this->params();
+  const auto [ejected, listed] = EjectedAndListed(nullptr);
   if (!algorithms::MayEject(ejected, listed, params.config)) {
     if (GRPC_TRACE_FLAG_ENABLED(outlier_trace)) {
       gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s: not ejected (%s): %zu of %zu already are",
               state->address.c_str(), std::string(reason).c_str(), ejected, listed);
     }
+    LBKIT_TRACE(kOutlierEjectionPolicyName, this, "%s: not ejected (%s): %zu of %zu already are",
+                state->address.c_str(), std::string(reason).c_str(), ejected, listed);
     return;
   }
   state->ejected = true;
@@ -707,15 +672,12 @@ void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view rea
               .count() +
           ms,
       state->times_ejected);
-  CancelTimer(&state->uneject_timer);
-  state->uneject_timer = RunAfterLocked(
-      Duration::Milliseconds(ms), [s = RefCountedPtr<EndpointState>(state->Ref())](
-                                      OutlierPolicy* p) { p->UnejectLocked(s.get()); });
+  state->uneject_timer.ArmLocked(Duration::Milliseconds(ms),
+                                 [this, state] { UnejectLocked(state); });
   NotifyWatchersLocked(state, &EjectingWatcher::Eject);
 }
 
 void OutlierPolicy::UnejectLocked(EndpointState* state) {
-  state->uneject_timer.reset();
   if (!state->ejected) return;
   state->ejected = false;
   state->in_since_last_tick = false;
@@ -725,10 +687,9 @@ void OutlierPolicy::UnejectLocked(EndpointState* state) {
   NotifyWatchersLocked(state, &EjectingWatcher::Uneject);
 }
 
-void OutlierPolicy::OnIntervalLocked(uint64_t generation) {
-  if (generation != interval_generation_) return;
+void OutlierPolicy::OnIntervalLocked() {
   ArmIntervalTimerLocked();
-  const OutlierParams& params = ParamsOf<OutlierParams>(*config_);
+  const OutlierParams& params = this->params();
   std::vector<EndpointState*> order;
   std::vector<algorithms::IntervalStats> stats;
   for (const auto& [key, s] : states_) {
@@ -750,26 +711,11 @@ void OutlierPolicy::OnIntervalLocked(uint64_t generation) {
   for (size_t i : to_eject) MaybeEjectLocked(order[i], "success rate or failure percentage");
 }
 
-template <typename F>
-EventEngine::TaskHandle OutlierPolicy::RunAfterLocked(Duration delay, F fn) {
-  return channel_control_helper()->GetEventEngine()->RunAfter(
-      std::chrono::milliseconds(delay.millis()), [link = link_, fn]() mutable {
-        grpc_core::ApplicationCallbackExecCtx app_exec_ctx;
-        grpc_core::ExecCtx exec_ctx;
-        // Moved out: the EventEngine destroys this closure after it returns,
-        // outside the ExecCtx (docs/grpc-internals.md, "Threads lbkit owns").
-        RefCountedPtr<PolicyLink> hop = std::move(link);
-        hop->Post(std::move(fn));
-      });
-}
-
-void OutlierPolicy::ShutdownLocked() {
-  shutdown_ = true;
+void OutlierPolicy::OnShutdownLocked() {
   link_->DetachLocked();
-  CancelTimer(&interval_timer_);
-  for (auto& [key, state] : states_) CancelTimer(&state->uneject_timer);
+  interval_timer_.CancelLocked();
+  for (auto& [key, state] : states_) state->uneject_timer.CancelLocked();
   states_.clear();
-  child_.reset();
 }
 
 }  // namespace
