@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "policies/common/call_counter.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -74,7 +75,7 @@ void BM_StatsPerCall(benchmark::State& state, bool whole_call) {
   const auto& list = endpoints->at(n);
   size_t i = static_cast<size_t>(state.thread_index());
   for (auto _ : state) {
-    auto tracker = stats::CountCall(list[i], nullptr);
+    auto tracker = policies::CountCall(list[i], nullptr);
     if (whole_call) {
       tracker->Start();
       tracker->Finish({absl::OkStatus(), nullptr, nullptr});

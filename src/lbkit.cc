@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
+#include "lbkit/version.h"
 #include "policies/register.h"
 #include "resolvers/register.h"
 #include "src/core/lib/config/core_configuration.h"
@@ -98,6 +99,6 @@ std::vector<std::string> ResolverSchemes() {
   return schemes;
 }
 
-const char* Version() { return "0.1.0"; }
+const char* Version() { return LBKIT_VERSION_STRING; }
 
 }  // namespace lbkit

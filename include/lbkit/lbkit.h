@@ -57,7 +57,8 @@ std::vector<std::string> PolicyNames();
 // The target URI schemes of lbkit's resolvers, e.g. "lbkit-static".
 std::vector<std::string> ResolverSchemes();
 
-// lbkit's version, "MAJOR.MINOR.PATCH".
+// lbkit's version, "MAJOR.MINOR.PATCH": the library's, at run time, where
+// LBKIT_VERSION_STRING (lbkit/version.h) is the one built against.
 const char* Version();
 
 }  // namespace lbkit

@@ -6,7 +6,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
 
-namespace lbkit {
+namespace lbkit::internal {
 
 namespace {
 
@@ -44,4 +44,4 @@ grpc::CompletionQueue* AsyncQueue() {
 
 void* OnDone(std::function<void(bool ok)> done) { return new Done(std::move(done)); }
 
-}  // namespace lbkit
+}  // namespace lbkit::internal

@@ -2,8 +2,8 @@
 // asynchronous call lbkit makes from inside the process it balances: health
 // checks (poll mode) and lbkit-etcd's list, watch and lease calls.
 //
-//   grpc::CompletionQueue* cq = lbkit::AsyncQueue();
-//   reader->Finish(&reply, &status, lbkit::OnDone([=](bool ok) { ... }));
+//   grpc::CompletionQueue* cq = internal::AsyncQueue();
+//   reader->Finish(&reply, &status, internal::OnDone([=](bool ok) { ... }));
 //
 // Not grpc++'s callback API: its shared callback queue double-frees at
 // process exit in 1.51 (docs/grpc-internals.md). The queue is never
@@ -19,7 +19,7 @@
 
 #include <functional>
 
-namespace lbkit {
+namespace lbkit::internal {
 
 grpc::CompletionQueue* AsyncQueue();
 
@@ -27,6 +27,6 @@ grpc::CompletionQueue* AsyncQueue();
 // (ok as grpc++ reports it), then the tag frees itself.
 void* OnDone(std::function<void(bool ok)> done);
 
-}  // namespace lbkit
+}  // namespace lbkit::internal
 
 #endif  // LBKIT_COMMON_ASYNC_QUEUE_H_

@@ -7,7 +7,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
 
-namespace lbkit {
+namespace lbkit::internal {
 
 void RunDetached(std::function<void()> work) {
   std::thread([work = std::move(work)]() mutable {
@@ -18,4 +18,4 @@ void RunDetached(std::function<void()> work) {
   }).detach();
 }
 
-}  // namespace lbkit
+}  // namespace lbkit::internal

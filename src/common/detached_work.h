@@ -17,10 +17,10 @@
 
 #include <functional>
 
-namespace lbkit {
+namespace lbkit::internal {
 
 void RunDetached(std::function<void()> work);
 
-}  // namespace lbkit
+}  // namespace lbkit::internal
 
 #endif  // LBKIT_COMMON_DETACHED_WORK_H_

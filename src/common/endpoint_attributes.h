@@ -1,16 +1,13 @@
 // What a resolver knows about an endpoint beyond its address (locality,
-// weight, labels), carried to the policies as a gRPC ServerAddress
-// attribute. Resolvers attach it with WithEndpointAttributes(); every policy
-// reads it through GetEndpointAttributes() / EndpointWeight(), and nothing
-// else, so the representation can change in one place.
+// weight, labels): plain values, with no gRPC in them, so a resolver's
+// parsing (lbkit-file, lbkit-etcd, lbkit-k8s) can be built and tested on
+// its own. common/server_address_attributes.h carries them to the policies
+// on a gRPC ServerAddress.
 //
 //   EndpointAttributes attrs;
 //   attrs.locality = {"us-west1", "us-west1-a", ""};
 //   attrs.weight = 3;
 //   attrs.labels["version"] = "v2";
-//   ServerAddress address = WithEndpointAttributes(std::move(plain), attrs);
-//   ...
-//   uint32_t w = EndpointWeight(address);  // 3; 1 when no attributes
 
 #ifndef LBKIT_COMMON_ENDPOINT_ATTRIBUTES_H_
 #define LBKIT_COMMON_ENDPOINT_ATTRIBUTES_H_
@@ -20,10 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "grpc_internal/abi_guard.h"
-#include "src/core/lib/resolver/server_address.h"
-
-namespace lbkit {
+namespace lbkit::internal {
 
 struct Locality {
   std::string region;
@@ -51,19 +45,6 @@ struct EndpointAttributes {
   std::string ToString() const;
 };
 
-// `address` with `attributes` attached. Also sets gRPC's own weight
-// attribute, which gRPC's weight-aware policies read.
-grpc_core::ServerAddress WithEndpointAttributes(
-    const grpc_core::ServerAddress& address, EndpointAttributes attributes);
-
-// The attributes a resolver attached, or null (e.g. dns:, ipv4:).
-const EndpointAttributes* GetEndpointAttributes(
-    const grpc_core::ServerAddress& address);
-
-// The endpoint's weight: lbkit's attribute, else gRPC's weight attribute
-// (xDS-style resolvers), else 1. Never 0.
-uint32_t EndpointWeight(const grpc_core::ServerAddress& address);
-
-}  // namespace lbkit
+}  // namespace lbkit::internal
 
 #endif  // LBKIT_COMMON_ENDPOINT_ATTRIBUTES_H_

@@ -8,7 +8,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace lbkit {
+namespace lbkit::internal {
 
 void RunOnWorkSerializer(const std::shared_ptr<grpc_core::WorkSerializer>& serializer,
                          std::function<void()> fn) {
@@ -41,4 +41,4 @@ grpc_event_engine::experimental::EventEngine::TaskHandle RunAfterOnWorkSerialize
   });
 }
 
-}  // namespace lbkit
+}  // namespace lbkit::internal

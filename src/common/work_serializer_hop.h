@@ -14,7 +14,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/gprpp/work_serializer.h"
 
-namespace lbkit {
+namespace lbkit::internal {
 
 // Runs `fn` on `serializer` from any thread, through an ExecCtx closure
 // (creating the ExecCtx when the thread has none).
@@ -28,6 +28,6 @@ grpc_event_engine::experimental::EventEngine::TaskHandle RunAfterOnWorkSerialize
     grpc_event_engine::experimental::EventEngine* engine, std::chrono::milliseconds delay,
     std::shared_ptr<grpc_core::WorkSerializer> serializer, std::function<void()> fn);
 
-}  // namespace lbkit
+}  // namespace lbkit::internal
 
 #endif  // LBKIT_COMMON_WORK_SERIALIZER_HOP_H_

@@ -9,6 +9,7 @@
 #include "lbkit/istio.h"
 
 #include <grpcpp/support/channel_arguments.h>
+#include <nlohmann/json.hpp>
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
@@ -37,15 +38,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "grpc_internal/abi_guard.h"
 #include "lbkit/channel.h"
-#include "src/core/lib/json/json.h"
 
 namespace lbkit {
 
 namespace {
 
-using grpc_core::Json;
+using Json = nlohmann::json;
 
 // A failure with the place it happened; becomes INVALID_ARGUMENT.
 struct Error {
@@ -117,15 +116,90 @@ int64_t DurationMillis(const YAML::Node& node, const std::string& path) {
   return static_cast<int64_t>(std::llround(seconds * 1000));
 }
 
-// A JSON number written as a person would ("2", "0.5"), not "2.000000".
-Json Number(double v) {
+// A JSON number written as a person would ("2", "0.5"), not "2.000000", nor
+// as nlohmann's dump() writes some doubles ("2.4100799999999998" for 2.41008).
+std::string NumberText(double v) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", v);
-  return Json(std::string(text), /*is_number=*/true);
+  return text;
 }
 
-Json::Object Policy(const std::string& name, Json::Object config) {
-  return Json::Object{{name, Json(std::move(config))}};
+// A StringMatch may be {"present": true}, whose value is no string.
+std::string StringValue(const Json& json) {
+  return json.is_string() ? json.get<std::string>() : std::string();
+}
+
+Json Policy(const std::string& name, Json config) {
+  return Json::object({{name, std::move(config)}});
+}
+
+// nlohmann's dump() throws on a string that is not UTF-8, which YAML can
+// bring in (raw bytes, "\0"). gRPC's JSON writer, which wrote the service
+// config before, cut such a string at its NUL or first bad sequence; so does
+// this. (An overlong sequence, which it read as its character, becomes that
+// character's shortest form.)
+std::string CutAtInvalidUtf8(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    if (c == 0) break;
+    if (c < 0x80) {
+      out.push_back(text[i]);
+      continue;
+    }
+    const size_t extra = (c & 0xe0) == 0xc0   ? 1
+                         : (c & 0xf0) == 0xe0 ? 2
+                         : (c & 0xf8) == 0xf0 ? 3
+                                              : 0;  // continuation bytes
+    if (extra == 0 || i + extra >= text.size()) break;
+    uint32_t code = c & (0x3f >> extra);  // the lead byte's bits
+    bool valid = true;
+    for (size_t k = 1; k <= extra && valid; ++k) {
+      const auto next = static_cast<uint8_t>(text[i + k]);
+      valid = (next & 0xc0) == 0x80;
+      code = code << 6 | (next & 0x3f);
+    }
+    if (!valid || (code >= 0xd800 && code <= 0xdfff) || code >= 0x110000) break;
+    i += extra;
+    if (code < 0x80) {
+      out.push_back(static_cast<char>(code));
+    } else if (code < 0x800) {
+      out.push_back(static_cast<char>(0xc0 | code >> 6));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3f)));
+    } else if (code < 0x10000) {
+      out.push_back(static_cast<char>(0xe0 | code >> 12));
+      out.push_back(static_cast<char>(0x80 | (code >> 6 & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3f)));
+    } else {
+      out.push_back(static_cast<char>(0xf0 | code >> 18));
+      out.push_back(static_cast<char>(0x80 | (code >> 12 & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (code >> 6 & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3f)));
+    }
+  }
+  return out;
+}
+
+// Not nlohmann's dump() alone: its doubles (NumberText) and its strings that
+// are not UTF-8 (CutAtInvalidUtf8) would change the text lbkit-istio has
+// always printed: one line, keys in order, anything but printable ASCII
+// escaped.
+std::string Dump(const Json& json) {
+  if (json.is_object() || json.is_array()) {
+    std::string out(1, json.is_object() ? '{' : '[');
+    for (auto it = json.begin(); it != json.end(); ++it) {
+      if (it != json.begin()) out += ',';
+      if (json.is_object()) absl::StrAppend(&out, Dump(Json(it.key())), ":");
+      out += Dump(it.value());
+    }
+    out += json.is_object() ? '}' : ']';
+    return out;
+  }
+  if (json.is_string()) {
+    return Json(CutAtInvalidUtf8(json.get<std::string>())).dump(-1, ' ', /*ensure_ascii=*/true);
+  }
+  if (json.is_number_float()) return NumberText(json.get<double>());
+  return json.dump();
 }
 
 class Translator {
@@ -135,8 +209,8 @@ class Translator {
 
   // The policy chain (a loadBalancingConfig list) for `tp`, or for `tp`'s
   // sections overridden by `over` (a subset's trafficPolicy).
-  Json::Array Chain(const YAML::Node& tp, const YAML::Node& over, const std::string& path,
-                    const std::string& over_path) {
+  Json Chain(const YAML::Node& tp, const YAML::Node& over, const std::string& path,
+             const std::string& over_path) {
     // The sections in effect, as Istio merges them for the port the client
     // calls: the rule's, then its port's entry (which replaces all four:
     // port-level settings do not inherit), then the subset's section by
@@ -202,11 +276,11 @@ class Translator {
                      "(grpc::SslCredentials), not the balancing policy's");
     }
 
-    Json::Object policy = Leaf(lb, lb_path);
+    Json policy = Leaf(lb, lb_path);
     policy = Locality(lb, lb_path, od, od_path, std::move(policy));
     if (od) policy = Outlier(od, od_path, policy);
     if (cp) policy = Breaker(cp, cp_path, policy);
-    return Json::Array{Json(std::move(policy))};
+    return Json::array({std::move(policy)});
   }
 
   // A channel argument Istio's connection settings map to. A channel has
@@ -272,8 +346,8 @@ class Translator {
   }
 
  private:
-  Json::Object Leaf(const YAML::Node& lb, const std::string& path) {
-    if (!lb) return Policy("lbkit_least_request", {});  // Istio's default since 1.14
+  Json Leaf(const YAML::Node& lb, const std::string& path) {
+    if (!lb) return Policy("lbkit_least_request", Json::object());  // Istio's default since 1.14
     for (const auto& entry : lb) {
       const std::string key = entry.first.Scalar();
       if (key != "simple" && key != "consistentHash" && key != "localityLbSetting" &&
@@ -281,14 +355,14 @@ class Translator {
         Warn(path + "." + key, "not carried over: lbkit has no equivalent");
       }
     }
-    std::optional<Json::Object> slow_start = SlowStart(lb, path);
+    std::optional<Json> slow_start = SlowStart(lb, path);
     auto with_slow_start = [&](const char* policy) {
-      Json::Object config;
-      if (slow_start.has_value()) config["slowStart"] = Json(*slow_start);
+      Json config = Json::object();
+      if (slow_start.has_value()) config["slowStart"] = *slow_start;
       slow_start.reset();
       return Policy(policy, std::move(config));
     };
-    Json::Object out;
+    Json out;
     if (lb["consistentHash"]) {
       out = Hash(lb["consistentHash"], path + ".consistentHash");
     } else if (!lb["simple"]) {
@@ -302,11 +376,11 @@ class Translator {
       } else if (simple == "RANDOM") {
         Warn(path + ".simple", "RANDOM becomes lbkit_round_robin: the same long-run shares, "
                                "without the random picks' variance");
-        out = Policy("lbkit_round_robin", {});
+        out = Policy("lbkit_round_robin", Json::object());
       } else if (simple == "PASSTHROUGH") {
         Warn(path + ".simple", "PASSTHROUGH becomes gRPC's pick_first: the channel connects to "
                                "the first address the resolver returns");
-        out = Policy("pick_first", {});
+        out = Policy("pick_first", Json::object());
       } else {
         throw Error{absl::StrCat(path, ".simple: \"", simple,
                                  "\" is not ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM or "
@@ -322,24 +396,24 @@ class Translator {
 
   // Istio's warmupDurationSecs, or the newer warmup {duration,
   // minimumPercent, aggression}, as lbkit's slowStart (Envoy's slow start).
-  std::optional<Json::Object> SlowStart(const YAML::Node& lb, const std::string& path) {
+  std::optional<Json> SlowStart(const YAML::Node& lb, const std::string& path) {
     if (const YAML::Node w = lb["warmup"]) {
       const std::string p = path + ".warmup";
       if (!w.IsMap()) throw Error{p + ": must be a mapping"};
-      Json::Object out{{"window", Json(Duration(w["duration"], p + ".duration"))}};
+      Json out = Json::object({{"window", Duration(w["duration"], p + ".duration")}});
       if (w["minimumPercent"]) {
         double v = 0;
         if (!absl::SimpleAtod(Scalar(w["minimumPercent"], p + ".minimumPercent"), &v)) {
           throw Error{p + ".minimumPercent: must be a number"};
         }
-        out["minWeightPercent"] = Number(v);
+        out["minWeightPercent"] = v;
       }
       if (w["aggression"]) {
         double v = 0;
         if (!absl::SimpleAtod(Scalar(w["aggression"], p + ".aggression"), &v)) {
           throw Error{p + ".aggression: must be a number"};
         }
-        out["aggression"] = Number(v);
+        out["aggression"] = v;
       }
       if (lb["warmupDurationSecs"]) {
         Warn(path + ".warmupDurationSecs", "ignored: warmup is set too and takes precedence");
@@ -347,26 +421,26 @@ class Translator {
       return out;
     }
     if (const YAML::Node w = lb["warmupDurationSecs"]) {
-      return Json::Object{{"window", Json(Duration(w, path + ".warmupDurationSecs"))}};
+      return Json::object({{"window", Duration(w, path + ".warmupDurationSecs")}});
     }
     return std::nullopt;
   }
 
-  Json::Object Hash(const YAML::Node& ch, const std::string& path) {
-    Json::Object config;
+  Json Hash(const YAML::Node& ch, const std::string& path) {
+    Json config = Json::object();
     if (ch["httpHeaderName"]) {
       config["requestHashHeader"] = absl::AsciiStrToLower(Scalar(ch["httpHeaderName"], path));
     }
     if (ch["useSourceIp"] && Bool(ch["useSourceIp"], path + ".useSourceIp")) {
       // Istio hashes the client's IP, so all of one client's calls stick
       // to one backend: lbkit hashes a key fixed for the process.
-      config["useSourceIp"] = Json(true);
+      config["useSourceIp"] = true;
     }
     if (ch["httpCookie"] && ch["httpCookie"].IsMap() && ch["httpCookie"]["ttl"]) {
       // With a ttl, Envoy makes the cookie from the client's connection
       // when a call has none; a gRPC client keeps no cookies, so all its
       // calls land on one backend, which is what useSourceIp does.
-      config["useSourceIp"] = Json(true);
+      config["useSourceIp"] = true;
       Warn(path + ".httpCookie", "carried over as useSourceIp: a gRPC client keeps no cookies, "
                                  "so Envoy would make one per connection and the client would "
                                  "stick to one backend");
@@ -381,16 +455,16 @@ class Translator {
     }
     if (ch["maglev"]) {
       if (ch["maglev"]["tableSize"]) {
-        config["tableSize"] = Json(Integer(ch["maglev"]["tableSize"], path + ".maglev.tableSize"));
+        config["tableSize"] = Integer(ch["maglev"]["tableSize"], path + ".maglev.tableSize");
       }
       return Policy("lbkit_maglev", std::move(config));
     }
     YAML::Node min = ch["ringHash"] ? ch["ringHash"]["minimumRingSize"] : ch["minimumRingSize"];
     if (min) {
       const int64_t size = Integer(min, path + ".minimumRingSize");
-      config["minRingSize"] = Json(size);
+      config["minRingSize"] = size;
       // lbkit's default maximum (4096) would reject a larger minimum.
-      if (size > 4096) config["maxRingSize"] = Json(size);
+      if (size > 4096) config["maxRingSize"] = size;
     }
     return Policy("lbkit_ring_hash", std::move(config));
   }
@@ -399,28 +473,28 @@ class Translator {
   // balancing"): on by default in the mesh; `distribute` applies on its
   // own, failover (by region or by failoverPriority) only together with
   // outlier detection, since without ejection no endpoint ever looks down.
-  Json::Object Locality(const YAML::Node& lb, const std::string& lb_path, const YAML::Node& od,
-                        const std::string& od_path, Json::Object child) {
+  Json Locality(const YAML::Node& lb, const std::string& lb_path, const YAML::Node& od,
+                const std::string& od_path, Json child) {
     const YAML::Node ls = lb && lb.IsMap() && lb["localityLbSetting"]
                               ? lb["localityLbSetting"]
                               : YAML::Node(YAML::NodeType::Undefined);
     const std::string path = lb_path + ".localityLbSetting";
     if (ls && ls["enabled"] && !Bool(ls["enabled"], path + ".enabled")) return child;
-    Json::Object config;
+    Json config = Json::object();
     if (ls && ls["distribute"]) {
-      Json::Array rules;
+      Json rules = Json::array();
       size_t i = 0;
       for (const auto& rule : ls["distribute"]) {
         const std::string p = absl::StrCat(path, ".distribute[", i++, "]");
-        Json::Object to;
+        Json to = Json::object();
         if (!rule["to"] || !rule["to"].IsMap()) throw Error{p + ".to: missing"};
         for (const auto& entry : rule["to"]) {
-          to[entry.first.Scalar()] = Json(Integer(entry.second, p + ".to." + entry.first.Scalar()));
+          to[entry.first.Scalar()] = Integer(entry.second, p + ".to." + entry.first.Scalar());
         }
-        rules.push_back(Json(Json::Object{{"from", Scalar(rule["from"], p + ".from")},
-                                          {"to", Json(std::move(to))}}));
+        rules.push_back(
+            Json::object({{"from", Scalar(rule["from"], p + ".from")}, {"to", std::move(to)}}));
       }
-      config["distribute"] = Json(std::move(rules));
+      config["distribute"] = std::move(rules);
       for (const char* key : {"failover", "failoverPriority"}) {
         if (ls[key]) {
           Warn(absl::StrCat(path, ".", key),
@@ -438,17 +512,17 @@ class Translator {
       return child;
     } else {
       if (ls && ls["failover"]) {
-        Json::Array rules;
+        Json rules = Json::array();
         size_t i = 0;
         for (const auto& rule : ls["failover"]) {
           const std::string p = absl::StrCat(path, ".failover[", i++, "]");
-          rules.push_back(Json(Json::Object{{"from", Scalar(rule["from"], p + ".from")},
-                                            {"to", Scalar(rule["to"], p + ".to")}}));
+          rules.push_back(Json::object({{"from", Scalar(rule["from"], p + ".from")},
+                                        {"to", Scalar(rule["to"], p + ".to")}}));
         }
-        config["failover"] = Json(std::move(rules));
+        config["failover"] = std::move(rules);
       }
       if (ls && ls["failoverPriority"]) {
-        Json::Array keys;
+        Json keys = Json::array();
         size_t i = 0;
         for (const auto& key : ls["failoverPriority"]) {
           const std::string kp = absl::StrCat(path, ".failoverPriority[", i++, "]");
@@ -460,20 +534,20 @@ class Translator {
                      "metadata; lbkit from lbkit_locality's clientLabels and the endpoints' "
                      "labels, so add both or this key compares empty values");
           }
-          keys.push_back(Json(k));
+          keys.push_back(k);
         }
-        config["failoverPriority"] = Json(std::move(keys));
+        config["failoverPriority"] = std::move(keys);
       }
     }
     if (od) {
       // With outlier detection Istio sets Envoy's panic threshold to
       // minHealthPercent, 0 (never panic) unless given.
       config["panicThreshold"] =
-          Json(od.IsMap() && od["minHealthPercent"]
-                   ? Integer(od["minHealthPercent"], od_path + ".minHealthPercent")
-                   : 0);
+          od.IsMap() && od["minHealthPercent"]
+              ? Integer(od["minHealthPercent"], od_path + ".minHealthPercent")
+              : 0;
     }
-    config["childPolicy"] = Json(Json::Array{Json(std::move(child))});
+    config["childPolicy"] = Json::array({std::move(child)});
     constexpr char kClientLocality[] =
         "the client's own locality comes from the LBKIT_LOCALITY environment variable (or a "
         "\"locality\" field added to lbkit_locality), not from the proxy's node metadata";
@@ -487,8 +561,8 @@ class Translator {
     return Policy("lbkit_locality", std::move(config));
   }
 
-  Json::Object Outlier(const YAML::Node& od, const std::string& path, Json::Object child) {
-    Json::Object config;
+  Json Outlier(const YAML::Node& od, const std::string& path, Json child) {
+    Json config = Json::object();
     static const std::pair<const char*, const char*> kCounts[] = {
         {"consecutive5xxErrors", "consecutive5xxErrors"},
         {"consecutiveGatewayErrors", "consecutiveGatewayErrors"},
@@ -504,18 +578,18 @@ class Translator {
         if (key == from) {
           const int64_t n = Integer(entry.second, p);
           // Istio passes maxEjectionPercent on only when above 0.
-          if (key != std::string("maxEjectionPercent") || n > 0) config[to] = Json(n);
+          if (key != std::string("maxEjectionPercent") || n > 0) config[to] = n;
           known = true;
         }
       }
       for (const char* d : kDurations) {
         if (key == d) {
-          config[key] = Json(Duration(entry.second, p));
+          config[key] = Duration(entry.second, p);
           known = true;
         }
       }
       if (key == "splitExternalLocalOriginErrors") {
-        config[key] = Json(Bool(entry.second, p));
+        config[key] = Bool(entry.second, p);
         known = true;
       } else if (key == "consecutiveErrors") {
         // Istio once mapped it to gateway errors; current Istio ignores it.
@@ -527,11 +601,11 @@ class Translator {
       }
       if (!known) Warn(p, "not carried over: lbkit_outlier_ejection has no such field");
     }
-    config["childPolicy"] = Json(Json::Array{Json(std::move(child))});
+    config["childPolicy"] = Json::array({std::move(child)});
     return Policy("lbkit_outlier_ejection", std::move(config));
   }
 
-  Json::Object Breaker(const YAML::Node& cp, const std::string& path, Json::Object child) {
+  Json Breaker(const YAML::Node& cp, const std::string& path, Json child) {
     // Why each connection-pool field has no lbkit equivalent.
     static const std::map<std::string, const char*> kReasons = {
         {"tcp.maxConnections", "not carried over: gRPC keeps one connection per endpoint"},
@@ -587,8 +661,8 @@ class Translator {
       }
     }
     if (!max_requests.has_value()) return child;
-    Json::Object config{{"maxConcurrentRequests", Json(*max_requests)},
-                        {"childPolicy", Json(Json::Array{Json(std::move(child))})}};
+    Json config = Json::object({{"maxConcurrentRequests", *max_requests},
+                                {"childPolicy", Json::array({std::move(child)})}});
     return Policy("lbkit_circuit_breaker", std::move(config));
   }
 
@@ -599,10 +673,10 @@ class Translator {
 
 // Whether a StringMatch (as StringMatchJson writes it) holds for `value`;
 // only for values known at translation.
-bool StringMatchHolds(const Json::Object& sm, const std::string& value) {
-  const std::string& kind = sm.begin()->first;
+bool StringMatchHolds(const Json& sm, const std::string& value) {
+  const std::string& kind = sm.begin().key();
   if (kind == "present") return true;
-  const std::string& want = sm.begin()->second.string_value();
+  const std::string want = StringValue(sm.begin().value());
   if (kind == "exact") return value == want;
   if (kind == "prefix") return absl::StartsWith(value, want);
   RE2::Options options;
@@ -633,8 +707,7 @@ constexpr char kIstioDefaultRetryOn[] =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
 // gRPC's retryPolicy for Istio's `retries` (absent: Istio's default).
-std::optional<Json::Object> RetryPolicy(const YAML::Node& retries, const std::string& rp,
-                                        Translator* t) {
+std::optional<Json> RetryPolicy(const YAML::Node& retries, const std::string& rp, Translator* t) {
   const bool given = retries && retries.IsMap();
   // Given `retries`, Istio retries only with attempts > 0 (absent is 0).
   const int64_t attempts = !given ? kIstioDefaultRetryAttempts
@@ -709,26 +782,26 @@ std::optional<Json::Object> RetryPolicy(const YAML::Node& retries, const std::st
   if (attempts <= 0 || codes.empty()) return std::nullopt;
   // gRPC counts the first attempt and allows at most 5.
   if (attempts + 1 > 5) t->Warn(rp + ".attempts", "gRPC allows at most 4 retries (maxAttempts 5)");
-  Json::Array list;
-  for (const auto& c : codes) list.push_back(Json(c));
-  return Json::Object{{"maxAttempts", Json(std::min<int64_t>(5, attempts + 1))},
-                      {"initialBackoff", Json(initial)},
-                      {"maxBackoff", Json(max)},
-                      {"backoffMultiplier", Json(2)},
-                      {"retryableStatusCodes", Json(std::move(list))}};
+  Json list = Json::array();
+  for (const auto& c : codes) list.push_back(c);
+  return Json::object({{"maxAttempts", std::min<int64_t>(5, attempts + 1)},
+                       {"initialBackoff", initial},
+                       {"maxBackoff", max},
+                       {"backoffMultiplier", 2},
+                       {"retryableStatusCodes", std::move(list)}});
 }
 
 // The method config of a VirtualService route (or of a host without one:
 // `route` undefined): timeout and retries, for every method.
-Json::Object MethodConfig(const YAML::Node& route, const std::string& path, Translator* t) {
-  Json::Object mc;
-  if (route && route["timeout"]) mc["timeout"] = Json(Duration(route["timeout"], path + ".timeout"));
+Json MethodConfig(const YAML::Node& route, const std::string& path, Translator* t) {
+  Json mc = Json::object();
+  if (route && route["timeout"]) mc["timeout"] = Duration(route["timeout"], path + ".timeout");
   const YAML::Node retries =
       route && route["retries"] ? route["retries"] : YAML::Node(YAML::NodeType::Undefined);
   if (auto policy = RetryPolicy(retries, path + ".retries", t)) {
-    mc["retryPolicy"] = Json(std::move(*policy));
+    mc["retryPolicy"] = std::move(*policy);
   }
-  mc["name"] = Json(Json::Array{Json(Json::Object{})});  // every method
+  mc["name"] = Json::array({Json::object()});  // every method
   return mc;
 }
 
@@ -958,32 +1031,32 @@ struct HttpRoute {
   std::string path;  // "document 2 (VirtualService reviews): spec.http[0]"
   YAML::Node node;
   std::string name;
-  Json::Array matches;  // empty: every call
-  std::optional<Json::Object> abort;
+  Json matches = Json::array();  // empty: every call
+  std::optional<Json> abort;
   // (subset, or "" for the whole service; weight), one entry per subset.
   std::vector<std::pair<std::string, int64_t>> split;
   // gRPC's methodConfig names when the route matches by method path alone
   // ({} for a route that takes every call); empty when it cannot be one.
-  std::vector<Json::Object> method_names;
+  std::vector<Json> method_names;
   // Takes every call (Istio's IsCatchAllRoute): routes after it are never
   // reached, and Istio does not even build them.
   bool catch_all = false;
 };
 
 // Istio's StringMatch as lbkit's; `{}` (presence) matches any value.
-Json::Object StringMatchJson(const YAML::Node& m, const std::string& p) {
+Json StringMatchJson(const YAML::Node& m, const std::string& p) {
   // `{}`, and regex "*" (not a valid RE2), mean "present" to Istio.
   if (m.IsNull() || (m.IsMap() && m.size() == 0) ||
       (m.IsMap() && m.size() == 1 && m["regex"] && m["regex"].IsScalar() &&
        m["regex"].Scalar() == "*")) {
-    return Json::Object{{"present", Json(true)}};
+    return Json::object({{"present", true}});
   }
   if (!m.IsMap() || m.size() != 1) throw Error{p + ": must set one of exact, prefix, regex"};
   const std::string kind = m.begin()->first.Scalar();
   if (kind != "exact" && kind != "prefix" && kind != "regex") {
     throw Error{absl::StrCat(p, ".", kind, ": is not exact, prefix or regex")};
   }
-  return Json::Object{{kind, Json(Scalar(m.begin()->second, p + "." + kind))}};
+  return Json::object({{kind, Scalar(m.begin()->second, p + "." + kind)}});
 }
 
 class RouteTranslator {
@@ -1055,12 +1128,14 @@ class RouteTranslator {
       t_->Warn(r->path + (direct ? ".directResponse" : ".redirect"),
                absl::StrCat("Envoy answers with HTTP ", http, ", which a gRPC client sees as ",
                             code, ": every call of the route fails with it"));
-      r->abort = Json::Object{{"percentage", Number(100)}, {"code", Json(code)}};
+      r->abort = Json::object({{"percentage", 100.0}, {"code", code}});
       r->split.clear();
       return true;
     }
     Split(r);
-    if (r->split.empty() && !(r->abort && (*r->abort)["percentage"].string_value() == "100")) {
+    // The percentage as the service config writes it: 99.99999 aborts every call too.
+    if (r->split.empty() &&
+        !(r->abort && NumberText(r->abort->at("percentage").get<double>()) == "100")) {
       return false;
     }
     return true;
@@ -1069,18 +1144,18 @@ class RouteTranslator {
   bool Matches(HttpRoute* r) {
     const YAML::Node match = r->node["match"];
     if (!match) {
-      r->method_names.push_back(Json::Object{});
+      r->method_names.push_back(Json::object());
       r->catch_all = true;
       return true;
     }
     if (!match.IsSequence()) throw Error{r->path + ".match: must be a list"};
     bool method_only = true;
-    std::vector<Json::Object> names;
+    std::vector<Json> names;
     for (size_t i = 0; i < match.size(); ++i) {
       const std::string p = absl::StrCat(r->path, ".match[", i, "]");
-      std::optional<Json::Object> name;
+      std::optional<Json> name;
       if (auto m = MatchEntry(match[i], p, &name)) {
-        r->matches.push_back(Json(std::move(*m)));
+        r->matches.push_back(std::move(*m));
         if (name.has_value()) {
           names.push_back(std::move(*name));
         } else {
@@ -1095,18 +1170,17 @@ class RouteTranslator {
     }
     // An entry without conditions (or with uri prefix "/" or regex ".*"
     // alone) takes every call, as Istio's IsCatchAllRoute says.
-    for (const Json& m : r->matches) {
-      const Json::Object& entry = m.object_value();
+    for (const Json& entry : r->matches) {
       bool every = entry.empty();
       if (entry.size() == 1 && entry.count("method")) {
-        const Json::Object& sm = entry.at("method").object_value();
-        every = (sm.count("prefix") && sm.at("prefix").string_value() == "/") ||
-                (sm.count("regex") && sm.at("regex").string_value() == ".*");
+        const Json& sm = entry.at("method");
+        every = (sm.count("prefix") && StringValue(sm.at("prefix")) == "/") ||
+                (sm.count("regex") && StringValue(sm.at("regex")) == ".*");
       }
       if (every) {
         r->catch_all = true;
         r->matches.clear();
-        r->method_names = {Json::Object{}};
+        r->method_names = {Json::object()};
         return true;
       }
     }
@@ -1117,25 +1191,25 @@ class RouteTranslator {
   // One match entry, or nullopt when no call of a client in the mesh can
   // satisfy it. `name`: its methodConfig name when it matches by method
   // path alone.
-  std::optional<Json::Object> MatchEntry(const YAML::Node& m, const std::string& p,
-                                         std::optional<Json::Object>* name) {
+  std::optional<Json> MatchEntry(const YAML::Node& m, const std::string& p,
+                                 std::optional<Json>* name) {
     if (!m.IsMap()) throw Error{p + ": must be a mapping"};
-    Json::Object out;
+    Json out = Json::object();
     bool only_uri = true;
     for (const auto& entry : m) {
       const std::string key = entry.first.Scalar();
       const std::string kp = p + "." + key;
       if (key == "uri") {
-        out["method"] = Json(StringMatchJson(entry.second, kp));
+        out["method"] = StringMatchJson(entry.second, kp);
       } else if (key == "ignoreUriCase") {
-        if (Bool(entry.second, kp)) out["ignoreCase"] = Json(true);
+        if (Bool(entry.second, kp)) out["ignoreCase"] = true;
       } else if (key == "headers" || key == "withoutHeaders") {
         if (!entry.second.IsMap()) throw Error{kp + ": must be a mapping"};
-        Json::Object headers;
+        Json headers = Json::object();
         for (const auto& h : entry.second) {
           const std::string name = absl::AsciiStrToLower(h.first.Scalar());
           const std::string hp = kp + "." + h.first.Scalar();
-          Json::Object sm = StringMatchJson(h.second, hp);
+          Json sm = StringMatchJson(h.second, hp);
           if (name == "content-type") {
             // gRPC sends application/grpc, below what a policy sees.
             const bool holds = StringMatchHolds(sm, "application/grpc");
@@ -1148,18 +1222,20 @@ class RouteTranslator {
                          "the entry is left out (it never matches)");
             return std::nullopt;
           }
-          headers[name] = Json(std::move(sm));
+          headers[name] = std::move(sm);
         }
-        if (!headers.empty()) out[key] = Json(std::move(headers));
+        // Header conditions make the entry more than a method path: checked
+        // before `headers` is moved from (a moved-from json reads as empty).
         only_uri = only_uri && headers.empty();
+        if (!headers.empty()) out[key] = std::move(headers);
       } else if (key == "gateways") {
         bool mesh = false;
         for (const auto& g : entry.second) mesh = mesh || (g.IsScalar() && g.Scalar() == "mesh");
         if (!mesh) return std::nullopt;  // gateways only
       } else if (key == "method") {
         // Every gRPC call is an HTTP POST.
-        const Json::Object sm = StringMatchJson(entry.second, kp);
-        const std::string kind = sm.begin()->first, value = sm.begin()->second.string_value();
+        const Json sm = StringMatchJson(entry.second, kp);
+        const std::string kind = sm.begin().key(), value = StringValue(sm.begin().value());
         const bool post = kind == "exact" ? value == "POST"
                           : kind == "prefix" ? absl::StartsWith("POST", value)
                                              : true;
@@ -1188,24 +1264,24 @@ class RouteTranslator {
       }
     }
     if (only_uri && out.count("method") && !out.count("ignoreCase")) {
-      *name = MethodName(out["method"].object_value());
+      *name = MethodName(out["method"]);
     }
     return out;
   }
 
   // {"service": "pkg.Svc", "method": "M"} for "/pkg.Svc/M" (exact), or
   // {"service": "pkg.Svc"} for the prefix "/pkg.Svc/".
-  static std::optional<Json::Object> MethodName(const Json::Object& m) {
-    const std::string kind = m.begin()->first, value = m.begin()->second.string_value();
+  static std::optional<Json> MethodName(const Json& m) {
+    const std::string kind = m.begin().key(), value = StringValue(m.begin().value());
     if (kind == "regex" || value.size() < 2 || value[0] != '/') return std::nullopt;
     const size_t slash = value.find('/', 1);
     if (slash == std::string::npos) return std::nullopt;
     const std::string service = value.substr(1, slash - 1), method = value.substr(slash + 1);
     if (service.empty()) return std::nullopt;
     if (kind == "exact" && !method.empty() && method.find('/') == std::string::npos) {
-      return Json::Object{{"service", Json(service)}, {"method", Json(method)}};
+      return Json::object({{"service", service}, {"method", method}});
     }
-    if (kind == "prefix" && method.empty()) return Json::Object{{"service", Json(service)}};
+    if (kind == "prefix" && method.empty()) return Json::object({{"service", service}});
     return std::nullopt;
   }
 
@@ -1249,7 +1325,7 @@ class RouteTranslator {
       t_->Warn(ap, "no grpcStatus or httpStatus: not carried over");
       return;
     }
-    r->abort = Json::Object{{"percentage", Number(percent)}, {"code", Json(code)}};
+    r->abort = Json::object({{"percentage", percent}, {"code", code}});
   }
 
   void Split(HttpRoute* r) {
@@ -1316,12 +1392,12 @@ class RouteTranslator {
 // One route to the whole service is the rule's chain; one route that
 // matches every call is lbkit_weighted_subsets; anything else (several
 // routes, a match, a fault) is lbkit_routes.
-Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRule& rule,
-                           const std::string& target, Translator* t) {
+Json RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRule& rule,
+                   const std::string& target, Translator* t) {
   const YAML::Node undefined(YAML::NodeType::Undefined);
   auto chain = [&](const std::string& subset, const std::string& route_path) -> Json {
     if (subset.empty()) {
-      return Json(t->Chain(rule.traffic_policy, undefined, rule.traffic_policy_path, ""));
+      return t->Chain(rule.traffic_policy, undefined, rule.traffic_policy_path, "");
     }
     const MergedRule::Subset* found = rule.Find(subset);
     if (found == nullptr) {
@@ -1330,16 +1406,16 @@ Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRul
                                                      : "the DestinationRule")};
     }
     const YAML::Node tp = found->node["trafficPolicy"] ? found->node["trafficPolicy"] : undefined;
-    return Json(t->Chain(rule.traffic_policy, tp, rule.traffic_policy_path,
-                         found->path + ".trafficPolicy"));
+    return t->Chain(rule.traffic_policy, tp, rule.traffic_policy_path,
+                    found->path + ".trafficPolicy");
   };
   // The whole service beside named subsets: every endpoint.
   std::string whole = target;
   while (rule.Find(whole) != nullptr) whole += "#all";
   auto labels = [&](const std::string& subset) {
-    Json::Object out;
+    Json out = Json::object();
     if (const MergedRule::Subset* found = rule.Find(subset); found && found->node["labels"]) {
-      for (const auto& l : found->node["labels"]) out[l.first.Scalar()] = Json(l.second.Scalar());
+      for (const auto& l : found->node["labels"]) out[l.first.Scalar()] = l.second.Scalar();
     }
     return out;
   };
@@ -1351,48 +1427,48 @@ Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRul
               "no VirtualService route sends traffic to a subset: the subsets are not used (as "
               "in Istio)");
     }
-    return chain("", "").array_value()[0].object_value();
+    return chain("", "")[0];
   }
   if (one_default) {
-    Json::Array subsets;
+    Json subsets = Json::array();
     for (const auto& [name, weight] : routes[0].split) {
-      subsets.push_back(Json(Json::Object{{"name", Json(name.empty() ? whole : name)},
-                                          {"labels", Json(labels(name))},
-                                          {"weight", Json(weight)},
-                                          {"childPolicy", chain(name, routes[0].path)}}));
+      subsets.push_back(Json::object({{"name", name.empty() ? whole : name},
+                                      {"labels", labels(name)},
+                                      {"weight", weight},
+                                      {"childPolicy", chain(name, routes[0].path)}}));
     }
     if (routes[0].split.size() > 1) {
       t->Warn(routes[0].path + ".route",
               "a gRPC retry picks again, possibly in another subset (Envoy retries inside the "
               "one it chose)");
     }
-    return Policy("lbkit_weighted_subsets", Json::Object{{"subsets", Json(std::move(subsets))}});
+    return Policy("lbkit_weighted_subsets", Json::object({{"subsets", std::move(subsets)}}));
   }
-  Json::Array subsets, out_routes;
+  Json subsets = Json::array(), out_routes = Json::array();
   std::set<std::string> added;
   bool catch_all = false;
   for (const HttpRoute& r : routes) {
-    Json::Object route;
-    route["name"] = Json(r.name.empty() ? r.path.substr(r.path.rfind("spec.") + 5) : r.name);
-    if (!r.matches.empty()) route["match"] = Json(r.matches);
+    Json route = Json::object();
+    route["name"] = r.name.empty() ? r.path.substr(r.path.rfind("spec.") + 5) : r.name;
+    if (!r.matches.empty()) route["match"] = r.matches;
     catch_all = catch_all || r.matches.empty();
-    if (r.abort) route["abort"] = Json(*r.abort);
-    Json::Array split;
+    if (r.abort) route["abort"] = *r.abort;
+    Json split = Json::array();
     for (const auto& [name, weight] : r.split) {
       const std::string subset = name.empty() ? whole : name;
       if (added.insert(subset).second) {
-        subsets.push_back(Json(Json::Object{{"name", Json(subset)},
-                                            {"labels", Json(labels(name))},
-                                            {"childPolicy", chain(name, r.path)}}));
+        subsets.push_back(Json::object({{"name", subset},
+                                        {"labels", labels(name)},
+                                        {"childPolicy", chain(name, r.path)}}));
       }
-      split.push_back(Json(Json::Object{{"subset", Json(subset)}, {"weight", Json(weight)}}));
+      split.push_back(Json::object({{"subset", subset}, {"weight", weight}}));
     }
     if (split.size() > 1) {
       t->Warn(r.path + ".route", "a gRPC retry picks again, possibly in another subset (Envoy "
                                  "retries inside the one it chose)");
     }
-    if (!split.empty()) route["split"] = Json(std::move(split));
-    out_routes.push_back(Json(std::move(route)));
+    if (!split.empty()) route["split"] = std::move(split);
+    out_routes.push_back(std::move(route));
   }
   if (!catch_all) {
     t->Warn(routes.back().path, "no route without a match: as with Istio (404), a call no route "
@@ -1400,10 +1476,10 @@ Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRul
   }
   if (subsets.empty()) {
     // Routes that only abort still need the service's endpoints somewhere.
-    subsets.push_back(Json(Json::Object{{"name", Json(whole)}, {"childPolicy", chain("", "")}}));
+    subsets.push_back(Json::object({{"name", whole}, {"childPolicy", chain("", "")}}));
   }
-  return Policy("lbkit_routes", Json::Object{{"subsets", Json(std::move(subsets))},
-                                             {"routes", Json(std::move(out_routes))}});
+  return Policy("lbkit_routes", Json::object({{"subsets", std::move(subsets)},
+                                              {"routes", std::move(out_routes)}}));
 }
 
 // gRPC's methodConfig for the routes' timeouts and retries. gRPC applies
@@ -1415,11 +1491,11 @@ Json::Object RoutingPolicy(const std::vector<HttpRoute>& routes, const MergedRul
 // no route matches fail without reaching gRPC's retries). Every route has
 // settings: a route without `retries` has Istio's default retries, and one
 // with `attempts: 0` none, so its entry is written even when empty.
-Json::Array MethodConfigs(const std::vector<HttpRoute>& routes, Translator* t) {
-  Json::Array out;
+Json MethodConfigs(const std::vector<HttpRoute>& routes, Translator* t) {
+  Json out = Json::array();
   if (routes.empty()) {
-    Json::Object mc = MethodConfig(YAML::Node(YAML::NodeType::Undefined), "", t);
-    if (mc.size() > 1) out.push_back(Json(std::move(mc)));
+    Json mc = MethodConfig(YAML::Node(YAML::NodeType::Undefined), "", t);
+    if (mc.size() > 1) out.push_back(std::move(mc));
     return out;
   }
   const bool has_catch_all =
@@ -1428,22 +1504,22 @@ Json::Array MethodConfigs(const std::vector<HttpRoute>& routes, Translator* t) {
   bool have_default = false;
   const HttpRoute* default_from_headers = nullptr;
   for (const HttpRoute& r : routes) {
-    Json::Array names;
-    for (const Json::Object& n : r.method_names) {
+    Json names = Json::array();
+    for (const Json& n : r.method_names) {
       if (n.empty()) {
-        if (!have_default) names.push_back(Json(n));
+        if (!have_default) names.push_back(n);
         have_default = true;
         continue;
       }
-      const std::string service = n.at("service").string_value();
+      const std::string service = n.at("service").get<std::string>();
       if (services.count(service)) continue;  // an earlier route took the whole service
       if (n.count("method")) {
-        if (methods.insert(service + "/" + n.at("method").string_value()).second) {
-          names.push_back(Json(n));
+        if (methods.insert(service + "/" + n.at("method").get<std::string>()).second) {
+          names.push_back(n);
         }
       } else {
         services.insert(service);
-        names.push_back(Json(n));
+        names.push_back(n);
       }
     }
     if (r.method_names.empty()) {
@@ -1457,13 +1533,12 @@ Json::Array MethodConfigs(const std::vector<HttpRoute>& routes, Translator* t) {
       continue;
     }
     if (names.empty()) continue;
-    Json::Object mc = MethodConfig(r.node, r.path, t);
-    mc["name"] = Json(std::move(names));
-    out.push_back(Json(std::move(mc)));
+    Json mc = MethodConfig(r.node, r.path, t);
+    mc["name"] = std::move(names);
+    out.push_back(std::move(mc));
   }
   if (!have_default && default_from_headers != nullptr) {
-    Json::Object mc = MethodConfig(default_from_headers->node, default_from_headers->path, t);
-    out.push_back(Json(std::move(mc)));
+    out.push_back(MethodConfig(default_from_headers->node, default_from_headers->path, t));
   }
   return out;
 }
@@ -1661,11 +1736,11 @@ absl::StatusOr<IstioTranslation> TranslateIstio(absl::string_view yaml,
       t.Warn(vs->where + ": spec.http", "no route can be carried over: calls are balanced over "
                                         "the whole service with Istio's default retries");
     }
-    Json::Object config;
-    config["loadBalancingConfig"] = Json(Json::Array{Json(RoutingPolicy(routes, rule, target, &t))});
-    Json::Array method_configs = MethodConfigs(routes, &t);
-    if (!method_configs.empty()) config["methodConfig"] = Json(std::move(method_configs));
-    out.service_config = Json(std::move(config)).Dump();
+    Json config = Json::object();
+    config["loadBalancingConfig"] = Json::array({RoutingPolicy(routes, rule, target, &t)});
+    Json method_configs = MethodConfigs(routes, &t);
+    if (!method_configs.empty()) config["methodConfig"] = std::move(method_configs);
+    out.service_config = Dump(config);
     // Values are carried over as written, and the policies' parsers have
     // rules YAML cannot know (Maglev's table size is a prime, weights are
     // not all 0, ...). Checking here turns "translated fine, every RPC

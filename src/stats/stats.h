@@ -9,11 +9,14 @@
 // changes) happens on the policies' WorkSerializers, under one registry
 // mutex that readers take too.
 //
-//   auto policy = stats::PolicyStats::Register("lbkit_round_robin");
-//   auto endpoint = std::make_shared<stats::EndpointStats>("10.0.0.1:80", ...);
+//   auto policy = stats::PolicyStats::Register("lbkit_round_robin", /*counts_calls=*/true);
+//   auto endpoint = std::make_shared<stats::EndpointStats>(
+//       "10.0.0.1:80", "us-east/a", std::map<std::string, std::string>{}, /*weight=*/1);
 //   policy->SetEndpoints({endpoint});
-//   ... in a picker:
-//   return PickResult::Complete(subchannel, stats::CountCall(endpoint.get(), nullptr));
+//   ... in a picker (policies/common/call_counter.h):
+//   return PickResult::Complete(subchannel, policies::CountCall(endpoint, nullptr));
+//
+// No gRPC internals here: policies feed it plain numbers and names.
 
 #ifndef LBKIT_STATS_STATS_H_
 #define LBKIT_STATS_STATS_H_
@@ -30,9 +33,9 @@
 #include <utility>
 #include <vector>
 
+#include <grpc/impl/codegen/connectivity_state.h>
+
 #include "absl/strings/string_view.h"
-#include "grpc_internal/abi_guard.h"
-#include "src/core/lib/load_balancing/lb_policy.h"
 
 namespace lbkit::stats {
 
@@ -167,14 +170,6 @@ class PolicyStats {
 // where calls went. State, health and ejections are reported either way.
 bool Enabled();
 void SetEnabled(bool enabled);
-
-// A call tracker counting one call on `endpoint` (it keeps a reference: the
-// endpoint may leave the policy while the call runs), forwarding to `inner`
-// when a policy has its own tracker. Allocated from a per-thread pool. With
-// counting off, `inner` itself.
-std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> CountCall(
-    const std::shared_ptr<EndpointStats>& endpoint,
-    std::unique_ptr<grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface> inner);
 
 // A part of lbkit that is not a policy (a resolver's watches) adds a
 // top-level member `name` to DumpState() with the JSON `json()` returns,

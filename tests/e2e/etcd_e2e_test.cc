@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "lbkit/etcd.h"
 #include "lbkit/stats.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/common/endpoint_spec.h"
 #include "resolvers/etcd/etcd_client.h"
 #include "resolvers/etcd/etcd_resolver.h"

@@ -688,6 +688,40 @@ spec:
 }
 
 // A VirtualService bound to gateways only is not the mesh's route.
+// A route that matches a method path and a header is not a per-method
+// route: its retries and timeout must not become the methodConfig of every
+// call to the method (a call without the header takes the next route).
+// Found by a second reading of translate.cc: the header check ran after the
+// headers had been moved away, so it never saw them.
+TEST(IstioSemantics, AHeaderConditionKeepsARoutesRetriesOffOtherCalls) {
+  const Translated t = Translate(std::string(kReviewsSubsets) + R"(---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - uri: {prefix: /reviews.Reviews/}
+      headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews, subset: v2}
+    retries: {attempts: 7, perTryTimeout: 2s}
+    timeout: 9s
+  - route:
+    - destination: {host: reviews, subset: v1}
+)");
+  EXPECT_FALSE(t.Mentions("\"maxAttempts\":\"7\"")) << t.text;
+  EXPECT_FALSE(t.Mentions("\"maxAttempts\":7")) << t.text;
+  EXPECT_FALSE(t.Mentions("\"timeout\":\"9s\"")) << t.text;
+  EXPECT_FALSE(t.Mentions("reviews.Reviews\"}")) << t.text;
+  // The catch-all route's (Istio's default) retries apply to every call.
+  const Json::Object* retry = t.RetryPolicy();
+  ASSERT_NE(retry, nullptr) << t.text;
+  EXPECT_EQ(retry->at("maxAttempts").string_value(), "3") << t.text;
+}
+
 TEST(IstioSemantics, GatewayOnlyVirtualServicesDoNotApply) {
   const Translated t = Translate(std::string(kReviewsSubsets) + R"(---
 apiVersion: networking.istio.io/v1

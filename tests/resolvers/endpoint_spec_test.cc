@@ -1,6 +1,8 @@
 // The lbkit-static endpoint syntax: what parses, and the exact error for
 // each malformed input.
 
+#include "common/server_address_attributes.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/common/endpoint_spec.h"
 
 #include "absl/status/status.h"
@@ -97,13 +99,13 @@ TEST(EndpointSpec, ServerAddressesCarryTheAttributes) {
             "127.0.0.1:50051");
   EXPECT_EQ(*grpc_sockaddr_to_string(&(*addresses)[1].address(), false),
             "[::1]:50052");
-  const EndpointAttributes* attrs = GetEndpointAttributes((*addresses)[0]);
+  const internal::EndpointAttributes* attrs = internal::GetEndpointAttributes((*addresses)[0]);
   ASSERT_NE(attrs, nullptr);
   EXPECT_EQ(attrs->weight, 5u);
   EXPECT_EQ(attrs->locality.ToString(), "r/z/");
   EXPECT_EQ(attrs->labels.at("version"), "v2");
-  EXPECT_EQ(EndpointWeight((*addresses)[0]), 5u);
-  EXPECT_EQ(EndpointWeight((*addresses)[1]), 1u);
+  EXPECT_EQ(internal::EndpointWeight((*addresses)[0]), 5u);
+  EXPECT_EQ(internal::EndpointWeight((*addresses)[1]), 1u);
   // Same spec, same attributes: equal addresses, so an endpoint is kept
   // across updates; a changed weight makes a different one.
   auto again = ToServerAddresses(*specs);

@@ -1,8 +1,9 @@
-// The stats registry, the call counter and both outputs, without servers:
+// The stats registry, the call counter (policies/common) and both outputs, without servers:
 // counts land where they should, and the Prometheus text passes a strict
 // parser of the exposition format (written here: Debian has no promtool).
 
 #include "stats/stats.h"
+#include "policies/common/call_counter.h"
 
 #include <regex>
 #include <set>
@@ -19,6 +20,7 @@
 namespace lbkit::stats {
 namespace {
 
+using policies::CountCall;
 using Tracker = grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface;
 
 void Finish(Tracker* t, absl::Status status) { t->Finish({std::move(status), nullptr, nullptr}); }

@@ -6,6 +6,9 @@
 #ifndef LBKIT_TESTS_SUPPORT_FAKE_HELPER_H_
 #define LBKIT_TESTS_SUPPORT_FAKE_HELPER_H_
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -16,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc_internal/abi_guard.h"
+#include "policies/common/clock.h"
 #include "src/core/lib/address_utils/parse_address.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 #include "src/core/lib/channel/channel_args.h"
@@ -78,8 +82,12 @@ class FakeSubchannel : public grpc_core::SubchannelInterface {
 
 // An EventEngine whose timers fire only when the test advances its clock,
 // on the test thread. Nothing else of an EventEngine is used by policies.
-class FakeEventEngine : public grpc_event_engine::experimental::EventEngine {
+// Its clock is also the policies' (policies/common/clock.h).
+class FakeEventEngine : public grpc_event_engine::experimental::EventEngine,
+                        public policies::PolicyClock {
  public:
+  int64_t NowNanos() const override { return now_ns_.load(std::memory_order_relaxed); }
+
   TaskHandle RunAfter(Duration when, absl::AnyInvocable<void()> closure) override {
     const intptr_t id = ++next_id_;
     timers_.emplace(id, Timer{now_ + when, std::move(closure)});
@@ -120,12 +128,12 @@ class FakeEventEngine : public grpc_event_engine::experimental::EventEngine {
         }
       }
       if (next == timers_.end()) break;
-      now_ = next->second.due;
+      SetNow(next->second.due);
       auto closure = std::move(next->second.closure);
       timers_.erase(next);
       closure();
     }
-    now_ = target;
+    SetNow(target);
   }
   size_t pending() const { return timers_.size(); }
 
@@ -134,7 +142,15 @@ class FakeEventEngine : public grpc_event_engine::experimental::EventEngine {
     Duration due;
     absl::AnyInvocable<void()> closure;
   };
+  void SetNow(Duration now) {
+    now_ = now;
+    now_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
+                  std::memory_order_relaxed);
+  }
+
   Duration now_{0};
+  // now_ for pickers and call trackers on other threads.
+  std::atomic<int64_t> now_ns_{0};
   intptr_t next_id_ = 0;
   std::map<intptr_t, Timer> timers_;
 };

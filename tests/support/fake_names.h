@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/common/endpoint_spec.h"
 
 namespace lbkit::testing {

@@ -1,5 +1,7 @@
 #include "policies/common/endpoint_list.h"
 
+#include "policies/common/trace.h"
+
 #include <algorithm>
 #include <map>
 #include <type_traits>
@@ -11,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "algorithms/locality.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 
 namespace lbkit::policies {
@@ -61,7 +63,7 @@ namespace {
 
 std::shared_ptr<stats::EndpointStats> MakeEndpointStats(const grpc_core::ServerAddress& address,
                                                         const std::string& text) {
-  const EndpointAttributes* attrs = GetEndpointAttributes(address);
+  const internal::EndpointAttributes* attrs = internal::GetEndpointAttributes(address);
   if (attrs == nullptr) return std::make_shared<stats::EndpointStats>(text, "", std::map<std::string, std::string>{}, 1);
   // Istio's notation without empty trailing parts: "us-east", "us-east/a".
   const std::string locality =
@@ -120,6 +122,9 @@ void Endpoint::ShutdownLocked() {
 void Endpoint::OnStateChangeLocked(grpc_connectivity_state new_state,
                                    absl::Status status) {
   if (list_ == nullptr || new_state == GRPC_CHANNEL_SHUTDOWN) return;
+  LBKIT_TRACE(list_->policy_name_, list_, "endpoint %s: connection %s%s%s",
+              address_text_.c_str(), stats::ConnectivityName(new_state),
+              status.ok() ? "" : ": ", status.ok() ? "" : status.ToString().c_str());
   const bool first_report = !reported_once_;
   reported_once_ = true;
   if (new_state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
@@ -154,6 +159,8 @@ void Endpoint::OnHealthLocked(bool healthy, absl::Status why) {
                     : algorithms::HealthThresholds::State::kUnhealthy;
   health_status_ = std::move(why);
   stats_->SetHealth(healthy ? stats::Health::kHealthy : stats::Health::kUnhealthy);
+  LBKIT_TRACE(list_->policy_name_, list_, "endpoint %s: health check says %s",
+              address_text_.c_str(), healthy ? "healthy" : "unhealthy");
   if (!healthy) {
     gpr_log(GPR_INFO, "%s: %s is unhealthy: %s", list_->policy_name_.c_str(),
             address_text_.c_str(), health_status_.ToString().c_str());

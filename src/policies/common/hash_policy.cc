@@ -15,7 +15,8 @@
 #include "algorithms/bounded_load.h"
 #include "algorithms/random.h"
 #include "algorithms/xxhash64.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
+#include "policies/common/call_counter.h"
 #include "policies/common/serving_count.h"
 
 namespace lbkit::policies {
@@ -65,7 +66,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     std::vector<uint32_t> ready_weights;
     for (size_t c = 0; c < ready_.size(); ++c) {
       candidate_of_[ready_[c]] = static_cast<uint32_t>(c);
-      ready_weights.push_back(EndpointWeight(endpoints[ready_[c]]->address()));
+      ready_weights.push_back(internal::EndpointWeight(endpoints[ready_[c]]->address()));
     }
     for (Endpoint* e : endpoints) {
       subchannels_.push_back(e->subchannel());
@@ -85,7 +86,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     }
     if (!bounded_.has_value()) {
       return LoadBalancingPolicy::PickResult::Complete(
-          subchannels_[e], stats::CountCall(endpoints_[e]->stats(), nullptr));
+          subchannels_[e], CountCall(endpoints_[e]->stats(), nullptr));
     }
     const size_t c = bounded_->Choose(
         *hash, candidate_of_[e], total_in_flight_->load(std::memory_order_relaxed),
@@ -95,7 +96,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     e = ready_[c];
     return LoadBalancingPolicy::PickResult::Complete(
         subchannels_[e],
-        stats::CountCall(endpoints_[e]->stats(),
+        CountCall(endpoints_[e]->stats(),
                          std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
   }
   std::optional<size_t> ServingEndpoints() const override { return ready_.size(); }
@@ -207,7 +208,7 @@ std::unique_ptr<LoadBalancingPolicy::SubchannelPicker> HashPolicy::MakeReadyPick
     std::vector<uint32_t> weights;
     for (Endpoint* e : all) {
       keys.push_back(e->address_text());
-      weights.push_back(EndpointWeight(e->address()));
+      weights.push_back(internal::EndpointWeight(e->address()));
     }
     lookup = BuildLookup(keys, weights);
     if (!retained_only) lookup_ = lookup;

@@ -225,10 +225,10 @@ void HealthPoller::CheckLocked() {
   call->request = EncodeRequest(params_.service_name);
   auto* stub = static_cast<grpc::GenericStub*>(channel_.get());
   call->reader = stub->PrepareUnaryCall(&call->context, kCheckMethod, call->request,
-                                        AsyncQueue());
+                                        internal::AsyncQueue());
   call->reader->StartCall();
   // On AsyncQueue()'s thread, not grpc++'s callback API (see async_queue.h).
-  void* done = OnDone([self = Ref(DEBUG_LOCATION, "Check"), call](bool) {
+  void* done = internal::OnDone([self = Ref(DEBUG_LOCATION, "Check"), call](bool) {
     const grpc::Status& status = call->status;
     bool healthy = false;
     absl::Status why;
@@ -248,7 +248,7 @@ void HealthPoller::CheckLocked() {
     }
     const bool unimplemented = status.error_code() == grpc::StatusCode::UNIMPLEMENTED;
     HealthPoller* poller = self.get();
-    RunOnWorkSerializer(poller->serializer_, [self, healthy, why, unimplemented]() {
+    internal::RunOnWorkSerializer(poller->serializer_, [self, healthy, why, unimplemented]() {
       if (unimplemented && !self->logged_unimplemented_ && !self->shutdown_) {
         self->logged_unimplemented_ = true;
         gpr_log(GPR_INFO,

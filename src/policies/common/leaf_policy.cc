@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "policies/common/policy_factory.h"
+#include "policies/common/trace.h"
 #include "src/core/lib/gprpp/debug_location.h"
 
 namespace lbkit::policies {
@@ -69,6 +70,9 @@ void LeafPolicy::OnEndpointsChangedLocked() {
 
 void LeafPolicy::PublishLocked(grpc_connectivity_state state, const absl::Status& status,
                                std::unique_ptr<SubchannelPicker> picker) {
+  LBKIT_TRACE(policy_name_, this, "picker: %s over %zu of %zu endpoints%s%s",
+              stats::ConnectivityName(state), last_ready_.size(), endpoints_.size(),
+              status.ok() ? "" : ": ", status.ok() ? "" : status.ToString().c_str());
   stats_->CountPickerUpdate();
   channel_control_helper()->UpdateState(state, status, std::move(picker));
 }

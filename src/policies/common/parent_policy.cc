@@ -48,13 +48,19 @@ absl::Status ParentPolicy::UpdateChildrenLocked(ChildSpecs specs,
                                                 const std::string& resolution_note) {
   updating_ = true;
   for (auto it = children_.begin(); it != children_.end();) {
-    it = specs.count(it->first) != 0 ? std::next(it) : children_.erase(it);
+    if (specs.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    LBKIT_TRACE(policy_name_, this, "child %s: removed", it->second->name().c_str());
+    it = children_.erase(it);
   }
   std::vector<std::string> errors;
   absl::Status only;
   for (auto& [key, spec] : specs) {
     auto& c = children_[key];  // in the map before it can report
     if (c == nullptr) {
+      LBKIT_TRACE(policy_name_, this, "child %s: created", spec.name.c_str());
       c = grpc_core::MakeOrphanable<ChildPolicy>(
           spec.name, this, Ref(DEBUG_LOCATION, "Child"), channel_control_helper(),
           work_serializer(), interested_parties(), args, SubchannelWrapping());
@@ -80,7 +86,8 @@ void ParentPolicy::ResetBackoffLocked() {
 }
 
 void ParentPolicy::OnChildChangedLocked() {
-  if (!updating_) UpdatePickerLocked();
+  if (updating_) return;
+  UpdatePickerLocked();
 }
 
 void ParentPolicy::UpdatePickerLocked() {

@@ -10,7 +10,7 @@ namespace lbkit::policies {
 void PolicyTimer::ArmLocked(grpc_core::Duration delay, std::function<void()> fn) {
   CancelLocked();
   const uint64_t armed_as = ++generation_->value;
-  handle_ = RunAfterOnWorkSerializer(
+  handle_ = internal::RunAfterOnWorkSerializer(
       engine_, std::chrono::milliseconds(delay.millis()), serializer_,
       [this, generation = generation_, armed_as, fn = std::move(fn)] {
         if (generation->value != armed_as) return;  // cancelled or re-armed

@@ -25,7 +25,7 @@
 #include "absl/types/optional.h"
 #include "algorithms/random.h"
 #include "algorithms/smooth_wrr.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "policies/common/policy_factory.h"
 #include "policies/common/serving_count.h"
 #include "src/core/lib/gprpp/debug_location.h"
@@ -42,7 +42,7 @@ using grpc_core::ValidationErrors;
 bool LabelsMatch(const std::map<std::string, std::string>& wanted,
                  const grpc_core::ServerAddress& address) {
   if (wanted.empty()) return true;
-  const EndpointAttributes* attrs = GetEndpointAttributes(address);
+  const internal::EndpointAttributes* attrs = internal::GetEndpointAttributes(address);
   if (attrs == nullptr) return false;
   for (const auto& [k, v] : wanted) {
     auto it = attrs->labels.find(k);

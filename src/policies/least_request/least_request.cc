@@ -27,8 +27,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
 #include "algorithms/least_request.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "grpc_internal/abi_guard.h"
+#include "policies/common/call_counter.h"
+#include "policies/common/clock.h"
 #include "policies/common/leaf_policy.h"
 #include "policies/common/slow_start.h"
 #include "policies/common/health_check.h"
@@ -50,12 +52,6 @@ namespace {
 using grpc_core::LoadBalancingPolicy;
 using grpc_core::RefCountedPtr;
 using grpc_core::SubchannelInterface;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 //
 // Config
@@ -143,29 +139,32 @@ struct LeastRequestParams {
 // tracker, which it does exactly once per picked call however it ends.
 class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
  public:
-  CallTracker(RefCountedPtr<Endpoint> endpoint, bool feed_ewma)
-      : endpoint_(std::move(endpoint)), feed_ewma_(feed_ewma) {}
+  // `clock`: the policy's (null: the steady clock); read only with
+  // `feed_ewma` (peakEwma).
+  CallTracker(RefCountedPtr<Endpoint> endpoint, const PolicyClock* clock, bool feed_ewma)
+      : endpoint_(std::move(endpoint)), clock_(clock), feed_ewma_(feed_ewma) {}
 
   ~CallTracker() override {
     endpoint_->in_flight().fetch_sub(1, std::memory_order_relaxed);
   }
 
   void Start() override {
-    if (feed_ewma_) start_ns_ = NowNs();
+    if (feed_ewma_) start_ns_ = NowNanos(clock_);
   }
 
   // Only successful calls feed the estimate: a backend that fails fast must
   // not look fast and attract more traffic.
   void Finish(FinishArgs args) override {
-    if (!feed_ewma_ || start_ns_ == 0 || !args.status.ok()) return;
-    const int64_t now = NowNs();
+    if (!feed_ewma_ || start_ns_ < 0 || !args.status.ok()) return;
+    const int64_t now = NowNanos(clock_);
     endpoint_->latency().Observe(static_cast<double>(now - start_ns_), now);
   }
 
  private:
   RefCountedPtr<Endpoint> endpoint_;
+  const PolicyClock* const clock_;
   const bool feed_ewma_;
-  int64_t start_ns_ = 0;
+  int64_t start_ns_ = -1;  // not started (a fake clock starts at 0)
 };
 
 //
@@ -182,14 +181,16 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
 
   LeastRequestPicker(std::vector<Entry> entries,
                      const std::vector<uint32_t>& weights,
-                     algorithms::LeastRequestOptions options, bool peak_ewma)
+                     algorithms::LeastRequestOptions options, bool peak_ewma,
+                     const PolicyClock* clock)
       : entries_(std::move(entries)),
         chooser_(weights, options),
-        peak_ewma_(peak_ewma) {}
+        peak_ewma_(peak_ewma),
+        clock_(clock) {}
 
   LoadBalancingPolicy::PickResult Pick(
       LoadBalancingPolicy::PickArgs /*args*/) override {
-    const int64_t now = peak_ewma_ ? NowNs() : 0;
+    const int64_t now = peak_ewma_ ? NowNanos(clock_) : 0;
     const size_t chosen = chooser_.Choose(
         [this](size_t i) {
           return entries_[i].endpoint->in_flight().load(
@@ -203,8 +204,8 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
     entry.endpoint->in_flight().fetch_add(1, std::memory_order_relaxed);
     return LoadBalancingPolicy::PickResult::Complete(
         entry.subchannel,
-        stats::CountCall(entry.endpoint->stats(),
-                         std::make_unique<CallTracker>(entry.endpoint->Ref(), peak_ewma_)));
+        CountCall(entry.endpoint->stats(),
+                         std::make_unique<CallTracker>(entry.endpoint->Ref(), clock_, peak_ewma_)));
   }
   std::optional<size_t> ServingEndpoints() const override { return entries_.size(); }
 
@@ -212,6 +213,7 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
   const std::vector<Entry> entries_;
   const algorithms::LeastRequestChooser chooser_;
   const bool peak_ewma_;
+  const PolicyClock* const clock_;
 };
 
 //
@@ -221,7 +223,8 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
 class LeastRequest : public LeafPolicy {
  public:
   explicit LeastRequest(Args args)
-      : LeafPolicy(std::move(args), kLeastRequestPolicyName) {}
+      : LeafPolicy(std::move(args), kLeastRequestPolicyName),
+        clock_(ClockOf(channel_control_helper()->GetEventEngine())) {}
 
   absl::string_view name() const override { return kLeastRequestPolicyName; }
 
@@ -242,7 +245,7 @@ class LeastRequest : public LeafPolicy {
     std::vector<uint32_t> weights;
     entries.reserve(ready.size());
     weights.reserve(ready.size());
-    const int64_t now = NowNs();
+    const int64_t now = NowNanos(clock_);
     for (Endpoint* endpoint : ready) {
       if (params_.peak_ewma.has_value()) {
         endpoint->latency().Configure(
@@ -251,7 +254,7 @@ class LeastRequest : public LeafPolicy {
             now);
       }
       entries.push_back({endpoint->Ref(), endpoint->subchannel()});
-      weights.push_back(EndpointWeight(endpoint->address()));
+      weights.push_back(internal::EndpointWeight(endpoint->address()));
     }
     // Slow start scales a ramping endpoint's weight, as Envoy's does: it is
     // drawn less often and costs more when busy (algorithms/least_request.h).
@@ -267,10 +270,11 @@ class LeastRequest : public LeafPolicy {
     options.choice_count = static_cast<int>(params_.choice_count);
     options.active_request_bias = params_.active_request_bias;
     return std::make_unique<LeastRequestPicker>(
-        std::move(entries), weights, options, params_.peak_ewma.has_value());
+        std::move(entries), weights, options, params_.peak_ewma.has_value(), clock_);
   }
 
   LeastRequestParams params_;
+  const PolicyClock* const clock_;
 };
 
 }  // namespace

@@ -5,7 +5,7 @@
 //   {"loadBalancingConfig": [{"lbkit_least_request": {
 //       "choiceCount": 2,            // 2..10; above 10 is clamped (gRFC A48)
 //       "activeRequestBias": 1.0,    // >= 0 (Envoy); used with unequal weights
-//       "peakEwma": {"decay": "10s", "defaultRtt": "30ms"}   // optional
+//       "peakEwma": {"decay": "10s", "defaultRtt": "0.030s"}   // optional
 //   }}]}
 
 #ifndef LBKIT_POLICIES_LEAST_REQUEST_LEAST_REQUEST_H_

@@ -24,7 +24,7 @@
 #include "absl/types/optional.h"
 #include "algorithms/locality.h"
 #include "algorithms/random.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/child_policy.h"
 #include "policies/common/parent_policy.h"
@@ -254,7 +254,7 @@ struct LocalityParams {
   }
 };
 
-LocalityName ToName(const Locality& l) { return {l.region, l.zone, l.sub_zone}; }
+LocalityName ToName(const internal::Locality& l) { return {l.region, l.zone, l.sub_zone}; }
 
 //
 // Picker
@@ -345,9 +345,9 @@ absl::StatusOr<ParentPolicy::ChildSpecs> LocalityPolicy::ChildrenForLocked(
     const AddressUpdate& update) {
   params_ = EffectiveParams(update.args);
   std::vector<LocalityName> names;
-  std::vector<const EndpointAttributes*> attrs;
+  std::vector<const internal::EndpointAttributes*> attrs;
   for (const grpc_core::ServerAddress& address : update.addresses) {
-    attrs.push_back(GetEndpointAttributes(address));
+    attrs.push_back(internal::GetEndpointAttributes(address));
     names.push_back(attrs.back() != nullptr ? ToName(attrs.back()->locality) : LocalityName{});
   }
   algorithms::PlacementRules rules{params_.client, params_.failover_rules,

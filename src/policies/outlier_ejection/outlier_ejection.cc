@@ -36,7 +36,6 @@
 #include "stats/stats.h"
 #include "src/core/lib/address_utils/sockaddr_utils.h"
 #include "src/core/lib/channel/status_util.h"
-#include "src/core/lib/debug/trace.h"
 #include "src/core/lib/gprpp/time.h"
 #include "src/core/lib/gprpp/validation_errors.h"
 #include "src/core/lib/iomgr/exec_ctx.h"
@@ -57,9 +56,6 @@ using grpc_core::RefCountedPtr;
 using grpc_core::SubchannelInterface;
 using grpc_core::ValidationErrors;
 using grpc_event_engine::experimental::EventEngine;
-
-// GRPC_TRACE=lbkit_outlier_ejection logs every ejection and un-ejection.
-grpc_core::TraceFlag outlier_trace(false, "lbkit_outlier_ejection");
 
 constexpr absl::string_view kDefaultChildPolicy = R"([{"lbkit_round_robin": {}}])";
 constexpr grpc_status_code kDefaultErrorCodes[] = {
@@ -294,7 +290,7 @@ class PolicyLink : public grpc_core::RefCounted<PolicyLink> {
   // has shut down by then.
   template <typename F>
   void Post(F fn) {
-    RunOnWorkSerializer(serializer_, [self = Ref(), fn]() {
+    internal::RunOnWorkSerializer(serializer_, [self = Ref(), fn]() {
       if (self->policy_ != nullptr) fn(self->policy_);
     });
   }
@@ -650,10 +646,6 @@ void OutlierPolicy::MaybeEjectLocked(EndpointState* state, absl::string_view rea
   const OutlierParams& params = this->params();
   const auto [ejected, listed] = EjectedAndListed(nullptr);
   if (!algorithms::MayEject(ejected, listed, params.config)) {
-    if (GRPC_TRACE_FLAG_ENABLED(outlier_trace)) {
-      gpr_log(GPR_INFO, "lbkit_outlier_ejection: %s: not ejected (%s): %zu of %zu already are",
-              state->address.c_str(), std::string(reason).c_str(), ejected, listed);
-    }
     LBKIT_TRACE(kOutlierEjectionPolicyName, this, "%s: not ejected (%s): %zu of %zu already are",
                 state->address.c_str(), std::string(reason).c_str(), ejected, listed);
     return;
@@ -708,6 +700,8 @@ void OutlierPolicy::OnIntervalLocked() {
   }
   const std::vector<size_t> to_eject = algorithms::SweepInterval(
       stats, params.config, [] { return static_cast<uint32_t>(algorithms::UniformIndex(100)); });
+  LBKIT_TRACE(kOutlierEjectionPolicyName, this, "interval: %zu endpoints swept, %zu outliers",
+              order.size(), to_eject.size());
   for (size_t i : to_eject) MaybeEjectLocked(order[i], "success rate or failure percentage");
 }
 

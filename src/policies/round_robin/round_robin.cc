@@ -28,6 +28,7 @@
 #include "algorithms/random.h"
 #include "algorithms/round_robin.h"
 #include "grpc_internal/abi_guard.h"
+#include "policies/common/call_counter.h"
 #include "policies/common/leaf_policy.h"
 #include "policies/common/slow_start.h"
 #include "policies/common/health_check.h"
@@ -107,7 +108,7 @@ class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker, public Se
                               cumulative_.begin());
     }
     return LoadBalancingPolicy::PickResult::Complete(subchannels_[i],
-                                                     stats::CountCall(stats_[i], nullptr));
+                                                     CountCall(stats_[i], nullptr));
   }
   std::optional<size_t> ServingEndpoints() const override { return subchannels_.size(); }
 

@@ -28,47 +28,12 @@ namespace {
 
 std::string Quoted(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
 
-absl::Mutex g_lookup_mu;
-HostLookup& TestLookup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lookup_mu) {
-  static auto* lookup = new HostLookup();
-  return *lookup;
-}
+}  // namespace
 
 bool IsIpLiteral(const std::string& host) {
   in_addr v4;
   in6_addr v6;
   return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
-}
-
-}  // namespace
-
-absl::StatusOr<std::vector<grpc_resolved_address>> LookupHost(const std::string& host,
-                                                               uint16_t port) {
-  if (!IsIpLiteral(host)) {
-    HostLookup lookup;
-    {
-      absl::MutexLock lock(&g_lookup_mu);
-      lookup = TestLookup();
-    }
-    if (lookup) return lookup(host, port);
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* result = nullptr;
-  const std::string port_text = std::to_string(port);
-  const int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &result);
-  if (rc != 0) return absl::UnavailableError(gai_strerror(rc));
-  std::vector<grpc_resolved_address> out;
-  for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-    grpc_resolved_address resolved{};
-    std::memcpy(resolved.addr, ai->ai_addr, ai->ai_addrlen);
-    resolved.len = static_cast<socklen_t>(ai->ai_addrlen);
-    out.push_back(resolved);
-  }
-  freeaddrinfo(result);
-  return out;
 }
 
 absl::Status SplitHostPort(absl::string_view host_port, std::string* host,
@@ -115,13 +80,13 @@ absl::Status SplitHostPort(absl::string_view host_port, std::string* host,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Locality> ParseLocality(absl::string_view text) {
+absl::StatusOr<internal::Locality> ParseLocality(absl::string_view text) {
   std::vector<std::string> parts = absl::StrSplit(text, '/');
   if (text.empty() || parts.size() > 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         "locality ", Quoted(text), " is not region[/zone[/subZone]]"));
   }
-  Locality locality;
+  internal::Locality locality;
   locality.region = parts[0];
   if (parts.size() > 1) locality.zone = parts[1];
   if (parts.size() > 2) locality.sub_zone = parts[2];
@@ -153,9 +118,9 @@ absl::StatusOr<EndpointSpec> ParseEndpoint(absl::string_view text) {
     if (key == "weight") {
       uint32_t weight = 0;
       if (!absl::SimpleAtoi(value, &weight) || weight < 1 ||
-          weight > EndpointAttributes::kMaxWeight) {
+          weight > internal::EndpointAttributes::kMaxWeight) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "weight must be an integer in [1, ", EndpointAttributes::kMaxWeight,
+            "weight must be an integer in [1, ", internal::EndpointAttributes::kMaxWeight,
             "], got ", Quoted(value)));
       }
       spec.attributes.weight = weight;
@@ -197,27 +162,6 @@ absl::StatusOr<std::vector<EndpointSpec>> ParseEndpointList(
   return specs;
 }
 
-absl::StatusOr<grpc_core::ServerAddressList> ToServerAddresses(
-    const std::vector<EndpointSpec>& specs) {
-  grpc_core::ServerAddressList addresses;
-  for (const EndpointSpec& spec : specs) {
-    std::string host;
-    uint16_t port;
-    if (absl::Status s = SplitHostPort(spec.address, &host, &port); !s.ok()) return s;
-    auto resolved = LookupHost(host, port);
-    if (!resolved.ok()) {
-      return absl::UnavailableError(absl::StrCat("cannot resolve ", Quoted(host),
-                                                 " of endpoint ", spec.address, ": ",
-                                                 resolved.status().message()));
-    }
-    for (const grpc_resolved_address& address : *resolved) {
-      addresses.push_back(WithEndpointAttributes(
-          grpc_core::ServerAddress(address, grpc_core::ChannelArgs()), spec.attributes));
-    }
-  }
-  return addresses;
-}
-
 bool HasHostNames(const std::vector<EndpointSpec>& specs) {
   for (const EndpointSpec& spec : specs) {
     std::string host;
@@ -225,11 +169,6 @@ bool HasHostNames(const std::vector<EndpointSpec>& specs) {
     if (SplitHostPort(spec.address, &host, &port).ok() && !IsIpLiteral(host)) return true;
   }
   return false;
-}
-
-void SetHostLookupForTesting(HostLookup lookup) {
-  absl::MutexLock lock(&g_lookup_mu);
-  TestLookup() = std::move(lookup);
 }
 
 }  // namespace lbkit::resolvers

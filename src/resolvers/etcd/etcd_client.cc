@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/async_queue.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/common/endpoint_spec.h"
 
 #include <arpa/inet.h>
@@ -310,8 +311,8 @@ void PrefixWatch::After(std::function<void()> next) {
   absl::MutexLock lock(&mu_);
   if (shutdown_) return;
   alarm_ = alarm;
-  alarm->Set(AsyncQueue(), In(delay),
-             OnDone([self = shared_from_this(), alarm, next = std::move(next)](bool fired) {
+  alarm->Set(internal::AsyncQueue(), In(delay),
+             internal::OnDone([self = shared_from_this(), alarm, next = std::move(next)](bool fired) {
                if (fired && !self->stopped()) next();
              }));
 }
@@ -338,11 +339,11 @@ void PrefixWatch::List() {
   auto pending = std::make_shared<Pending>();
   pending->context = std::move(context);
   pending->call = stub_.PrepareUnaryCall(pending->context.get(), kRangeMethod, Encode(request),
-                                         AsyncQueue());
+                                         internal::AsyncQueue());
   pending->call->StartCall();
   pending->call->Finish(
       &pending->reply, &pending->status,
-      OnDone([self = shared_from_this(), pending](bool) {
+      internal::OnDone([self = shared_from_this(), pending](bool) {
         etcdpb::RangeResponse response;
         grpc::Status status = pending->status;
         if (status.ok() && !Decode(&pending->reply, &response)) {
@@ -383,10 +384,10 @@ void PrefixWatch::Watch() {
     if (shutdown_) return;
     call_ = stream->context;
   }
-  stream->call = stub_.PrepareCall(stream->context.get(), kWatchMethod, AsyncQueue());
-  stream->call->StartCall(OnDone([self = shared_from_this(), stream](bool ok) {
+  stream->call = stub_.PrepareCall(stream->context.get(), kWatchMethod, internal::AsyncQueue());
+  stream->call->StartCall(internal::OnDone([self = shared_from_this(), stream](bool ok) {
     if (!ok) {
-      stream->call->Finish(&stream->status, OnDone([self, stream](bool) {
+      stream->call->Finish(&stream->status, internal::OnDone([self, stream](bool) {
         self->OnStreamEnd(stream, stream->status);
       }));
       return;
@@ -401,16 +402,16 @@ void PrefixWatch::Watch() {
     create->set_range_end(PrefixEnd(self->prefix_));
     create->set_start_revision(self->revision_ + 1);
     // A failed write shows as a failed read, which ends the stream.
-    stream->call->Write(Encode(request), OnDone([stream](bool) {}));
+    stream->call->Write(Encode(request), internal::OnDone([stream](bool) {}));
     self->OnWatchReply(stream);
   }));
 }
 
 // Reads the next reply; called once per reply.
 void PrefixWatch::OnWatchReply(const std::shared_ptr<Stream>& stream) {
-  stream->call->Read(&stream->reply, OnDone([self = shared_from_this(), stream](bool ok) {
+  stream->call->Read(&stream->reply, internal::OnDone([self = shared_from_this(), stream](bool ok) {
     if (!ok) {
-      stream->call->Finish(&stream->status, OnDone([self, stream](bool) {
+      stream->call->Finish(&stream->status, internal::OnDone([self, stream](bool) {
         self->OnStreamEnd(stream, stream->status);
       }));
       return;

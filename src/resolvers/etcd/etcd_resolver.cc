@@ -25,6 +25,7 @@
 #include "common/detached_work.h"
 #include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/etcd/etcd_client.h"
 #include "resolvers/file/endpoints_file.h"
 #include "resolvers/register.h"
@@ -68,7 +69,7 @@ struct Link {
       target = resolver;
     }
     if (target == nullptr) return;
-    RunOnWorkSerializer(serializer, [target, fn = std::move(fn)]() { fn(target.get()); });
+    internal::RunOnWorkSerializer(serializer, [target, fn = std::move(fn)]() { fn(target.get()); });
   }
 };
 
@@ -198,11 +199,11 @@ void EtcdResolver::StartLocked() {
 
 void EtcdResolver::StartWatchLocked() {
   if (shutdown_) return;
-  RunDetached([self = RefAsSubclass(), endpoints = target_.endpoints]() {
+  internal::RunDetached([self = RefAsSubclass(), endpoints = target_.endpoints]() {
     auto channel = std::make_shared<absl::StatusOr<std::shared_ptr<grpc::Channel>>>(
         etcd::CreateEtcdChannel(endpoints));
     EtcdResolver* resolver = self.get();
-    RunOnWorkSerializer(resolver->work_serializer_, [self, channel]() {
+    internal::RunOnWorkSerializer(resolver->work_serializer_, [self, channel]() {
       self->OnChannelLocked(std::move(*channel));
     });
   });
@@ -251,7 +252,7 @@ void EtcdResolver::ArmRetryLocked(
   const auto delay = *backoff;
   *backoff = std::min(*backoff * 2, max);
   // `timer` is a member: the reference the closure holds keeps it alive.
-  *timer = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
+  *timer = internal::RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
                                     [self = RefAsSubclass(), timer, retry]() {
                                       timer->reset();
                                       (self.get()->*retry)();
@@ -334,11 +335,11 @@ void EtcdResolver::RetryFailedLookupsLocked() {
 }
 
 void EtcdResolver::StartLookupsLocked(std::vector<Lookup> lookups) {
-  RunDetached([self = RefAsSubclass(), lookups = std::move(lookups)]() mutable {
+  internal::RunDetached([self = RefAsSubclass(), lookups = std::move(lookups)]() mutable {
     for (Lookup& lookup : lookups) lookup.addresses = ToServerAddresses({lookup.spec});
     auto done = std::make_shared<std::vector<Lookup>>(std::move(lookups));
     EtcdResolver* resolver = self.get();
-    RunOnWorkSerializer(resolver->work_serializer_, [self, done]() {
+    internal::RunOnWorkSerializer(resolver->work_serializer_, [self, done]() {
       self->OnLookupsDoneLocked(std::move(*done));
     });
   });

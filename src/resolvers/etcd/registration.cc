@@ -16,6 +16,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,11 +28,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/endpoint_attributes.h"
-#include "grpc_internal/abi_guard.h"
 #include "resolvers/common/endpoint_spec.h"
 #include "resolvers/etcd/etcd_client.h"
 #include "resolvers/etcd/etcd_resolver.h"
-#include "src/core/lib/json/json.h"
 
 namespace lbkit {
 
@@ -268,7 +268,7 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Start(Option
   if (absl::Status s = resolvers::SplitHostPort(options.address, &host, &port); !s.ok()) {
     return bad(absl::StrCat("address \"", options.address, "\": ", s.message()));
   }
-  Locality locality;
+  internal::Locality locality;
   if (!options.locality.empty()) {
     auto parsed = resolvers::ParseLocality(options.locality);
     if (!parsed.ok()) {
@@ -277,28 +277,22 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Start(Option
     }
     locality = *parsed;
   }
-  if (options.weight < 1 || options.weight > EndpointAttributes::kMaxWeight) {
-    return bad(absl::StrCat("weight must be in [1, ", EndpointAttributes::kMaxWeight, "], not ",
+  if (options.weight < 1 || options.weight > internal::EndpointAttributes::kMaxWeight) {
+    return bad(absl::StrCat("weight must be in [1, ", internal::EndpointAttributes::kMaxWeight, "], not ",
                             options.weight));
   }
   if (options.ttl < std::chrono::seconds(1)) return bad("ttl must be at least 1 s");
 
-  grpc_core::Json::Object value{{"address", grpc_core::Json(options.address)},
-                                {"weight", grpc_core::Json(static_cast<int64_t>(options.weight))}};
+  nlohmann::json value = {{"address", options.address},
+                          {"weight", static_cast<int64_t>(options.weight)}};
   if (!options.locality.empty()) {
-    value["locality"] = grpc_core::Json(grpc_core::Json::Object{
-        {"region", grpc_core::Json(locality.region)},
-        {"zone", grpc_core::Json(locality.zone)},
-        {"subZone", grpc_core::Json(locality.sub_zone)}});
+    value["locality"] = {
+        {"region", locality.region}, {"zone", locality.zone}, {"subZone", locality.sub_zone}};
   }
-  if (!options.labels.empty()) {
-    grpc_core::Json::Object labels;
-    for (const auto& [k, v] : options.labels) labels[k] = grpc_core::Json(v);
-    value["labels"] = grpc_core::Json(std::move(labels));
-  }
+  if (!options.labels.empty()) value["labels"] = options.labels;
   std::string key = resolvers::NormalizeEtcdPrefix(options.prefix) + options.address;
   auto impl = std::make_unique<Impl>(std::move(options), std::move(key),
-                                     grpc_core::Json(std::move(value)).Dump());
+                                     value.dump());
   return std::unique_ptr<EtcdRegistration>(new EtcdRegistration(std::move(impl)));
 }
 

@@ -75,9 +75,9 @@ struct EndpointJson {
     {
       ValidationErrors::ScopedField field(errors, ".weight");
       if (!errors->FieldHasErrors() &&
-          (weight < 1 || weight > EndpointAttributes::kMaxWeight)) {
+          (weight < 1 || weight > internal::EndpointAttributes::kMaxWeight)) {
         errors->AddError(absl::StrCat("must be an integer in [1, ",
-                                      EndpointAttributes::kMaxWeight, "], got ", weight));
+                                      internal::EndpointAttributes::kMaxWeight, "], got ", weight));
       }
     }
   }

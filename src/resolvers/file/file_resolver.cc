@@ -47,6 +47,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "grpc_internal/abi_guard.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/file/endpoints_file.h"
 #include "resolvers/register.h"
 #include "src/core/lib/gprpp/work_serializer.h"

@@ -29,6 +29,7 @@
 #include "grpc_internal/abi_guard.h"
 #include "lbkit/istio.h"
 #include "policies/locality/locality.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/common/endpoint_spec.h"
 #include "resolvers/k8s/istio_rules.h"
 #include "resolvers/k8s/kube_objects.h"
@@ -185,11 +186,11 @@ class K8sResolver : public grpc_core::Resolver {
   void StartWatchLocked() {
     starting_ = true;
     // Reading credentials is file I/O: off the WorkSerializer.
-    RunDetached([self = RefAsSubclass(), ns = target_.namespace_name, service = target_.service]() {
+    internal::RunDetached([self = RefAsSubclass(), ns = target_.namespace_name, service = target_.service]() {
       auto watch = std::make_shared<absl::StatusOr<std::shared_ptr<ServiceWatch>>>(
           ServiceWatch::Get(ns, service));
       K8sResolver* resolver = self.get();
-      RunOnWorkSerializer(resolver->work_serializer_,
+      internal::RunOnWorkSerializer(resolver->work_serializer_,
                           [self, watch]() { self->OnWatchLocked(std::move(*watch)); });
     });
   }
@@ -209,7 +210,7 @@ class K8sResolver : public grpc_core::Resolver {
       }
       const auto delay = start_backoff_;
       start_backoff_ = std::min(start_backoff_ * 2, std::chrono::milliseconds(30000));
-      retry_timer_ = RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
+      retry_timer_ = internal::RunAfterOnWorkSerializer(event_engine_.get(), delay, work_serializer_,
                                               [self = RefAsSubclass()]() {
                                                 self->retry_timer_.reset();
                                                 if (!self->shutdown_) self->StartWatchLocked();
@@ -371,7 +372,7 @@ void Link::Notify() {
     target = resolver;
   }
   if (target == nullptr) return;
-  RunOnWorkSerializer(serializer, [target]() { target->OnChangeLocked(); });
+  internal::RunOnWorkSerializer(serializer, [target]() { target->OnChangeLocked(); });
 }
 
 class K8sResolverFactory : public grpc_core::ResolverFactory {

@@ -245,7 +245,7 @@ absl::StatusOr<SelectedEndpoints> SelectEndpoints(const ServiceState& state,
         ++out.not_ready;
         continue;
       }
-      EndpointAttributes attributes;
+      internal::EndpointAttributes attributes;
       attributes.locality.zone = endpoint.zone;
       if (auto node = state.nodes.find(endpoint.node_name); node != state.nodes.end()) {
         attributes.locality.region = node->second.region;

@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "grpc_internal/abi_guard.h"
 #include "resolvers/k8s/kube_config.h"
 #include <grpc/support/log.h>
 
@@ -369,13 +368,13 @@ void ServiceWatch::FetchNodes() {
         gpr_log(GPR_INFO, "lbkit-k8s: node %s has no %s label; set LBKIT_LOCALITY",
                 client_node.c_str(), kRegionLabel);
       } else {
-        client_locality_ = Locality{it->second.region, it->second.zone, ""};
+        client_locality_ = internal::Locality{it->second.region, it->second.zone, ""};
       }
     }
   }
 }
 
-std::string LocalityText(const Locality& locality) {
+std::string LocalityText(const internal::Locality& locality) {
   if (locality.zone.empty()) return locality.region;
   return absl::StrCat(locality.region, "/", locality.zone);
 }

@@ -50,7 +50,7 @@ struct ServiceWatchInfo {
 };
 
 // "region/zone" (or "region"), as lbkit_locality's `locality` is written.
-std::string LocalityText(const Locality& locality);
+std::string LocalityText(const internal::Locality& locality);
 
 class ServiceWatch : public std::enable_shared_from_this<ServiceWatch> {
  public:
@@ -76,7 +76,7 @@ class ServiceWatch : public std::enable_shared_from_this<ServiceWatch> {
     bool ready = false;
     std::shared_ptr<const ServiceState> state;
     absl::Status error;  // the newest problem, OK when none
-    std::optional<Locality> client_locality;
+    std::optional<internal::Locality> client_locality;
   };
   View Read();
   ServiceWatchInfo Info();
@@ -130,7 +130,7 @@ class ServiceWatch : public std::enable_shared_from_this<ServiceWatch> {
   std::set<std::string> bad_objects_logged_ ABSL_GUARDED_BY(mu_);
   bool nodes_readable_ ABSL_GUARDED_BY(mu_) = true;
   bool client_node_fetched_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<Locality> client_locality_ ABSL_GUARDED_BY(mu_);
+  std::optional<internal::Locality> client_locality_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> nodes_failed_ ABSL_GUARDED_BY(mu_);
 
   Listeners listeners_;

@@ -19,6 +19,7 @@
 #include "common/detached_work.h"
 #include "common/work_serializer_hop.h"
 #include "grpc_internal/abi_guard.h"
+#include "resolvers/common/address_lookup.h"
 #include "resolvers/common/endpoint_spec.h"
 #include "resolvers/register.h"
 #include "src/core/lib/event_engine/default_event_engine.h"
@@ -142,12 +143,12 @@ void StaticResolver::StartLookupLocked() {
   lookup_in_flight_ = true;
   lookup_again_ = false;
   const auto not_before = last_lookup_ + kMinLookupInterval;
-  RunDetached([self = RefAsStatic(), specs = specs_, not_before]() {
+  internal::RunDetached([self = RefAsStatic(), specs = specs_, not_before]() {
     std::this_thread::sleep_until(not_before);
     auto addresses = std::make_shared<absl::StatusOr<grpc_core::ServerAddressList>>(
         ToServerAddresses(specs));
     StaticResolver* resolver = self.get();
-    RunOnWorkSerializer(resolver->work_serializer_, [self, addresses]() {
+    internal::RunOnWorkSerializer(resolver->work_serializer_, [self, addresses]() {
       self->OnLookupLocked(std::move(*addresses));
     });
   });
@@ -175,7 +176,7 @@ void StaticResolver::ScheduleRetryLocked() {
   }
   const auto delay = retry_backoff_;
   retry_backoff_ = std::min(retry_backoff_ * 2, kMaxRetry);
-  retry_timer_ = RunAfterOnWorkSerializer(
+  retry_timer_ = internal::RunAfterOnWorkSerializer(
       event_engine_.get(), delay, work_serializer_, [self = RefAsStatic()]() {
         self->retry_timer_.reset();
         if (!self->shutdown_ && !self->lookup_in_flight_) self->StartLookupLocked();

@@ -7,10 +7,12 @@
 
 #include <future>
 #include <iostream>
+#include <string>
 
 #include "lbkit/istio.h"
 #include "lbkit/lbkit.h"
 #include "lbkit/stats.h"
+#include "lbkit/version.h"
 
 int main() {
   absl::Status registered = lbkit::RegisterAll();
@@ -52,6 +54,12 @@ int main() {
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
     std::cerr << "unexpected status " << status.error_code() << ": "
               << status.error_message() << "\n";
+    return 1;
+  }
+  // The installed version header and the library come from one version.
+  if (std::string(lbkit::Version()) != LBKIT_VERSION_STRING) {
+    std::cerr << "lbkit::Version() " << lbkit::Version() << " but lbkit/version.h says "
+              << LBKIT_VERSION_STRING << "\n";
     return 1;
   }
   std::cout << "lbkit " << lbkit::Version() << " consumer OK: "

@@ -146,20 +146,18 @@ TEST(LeastRequestPolicy, PeakEwmaAvoidsTheSlowEndpoint) {
                   .ok());
   h.SetState(kA, GRPC_CHANNEL_READY);
   h.SetState(kB, GRPC_CHANNEL_READY);
-  // One call on A that takes 50 ms: A's estimate jumps to 50 ms at once.
+  // One call on A that takes 50 ms of the policy's (fake) clock: A's
+  // estimate jumps to 50 ms at once. B's calls take 1 ms.
   for (int i = 0; i < 40; ++i) {
     LoadBalancingPolicy::PickResult r;
     const std::string picked = h.Pick(&r);
     auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(r.result);
     complete.subchannel_call_tracker->Start();
-    if (picked == kA) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
-      break;
-    }
+    h.record().event_engine.Advance(std::chrono::milliseconds(picked == kA ? 50 : 1));
     complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+    if (picked == kA) break;
   }
-  // Now B (about 1 ms, or what its calls took) wins every pick while idle.
+  // Now B (1 ms) wins every pick while idle.
   auto counts = h.PickMany(200);
   EXPECT_EQ(counts[kB], 200);
 }

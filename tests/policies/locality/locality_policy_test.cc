@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 
@@ -40,13 +40,13 @@ struct Spec {
 grpc_core::ServerAddressList Endpoints(const std::vector<Spec>& specs) {
   grpc_core::ServerAddressList out;
   for (const Spec& s : specs) {
-    EndpointAttributes attrs;
+    internal::EndpointAttributes attrs;
     std::vector<std::string> parts = absl::StrSplit(s.locality, '/');
     attrs.locality.region = parts[0];
     if (parts.size() > 1) attrs.locality.zone = parts[1];
     if (parts.size() > 2) attrs.locality.sub_zone = parts[2];
     attrs.labels = s.labels;
-    out.push_back(WithEndpointAttributes(MakeAddress(s.address), attrs));
+    out.push_back(internal::WithEndpointAttributes(MakeAddress(s.address), attrs));
   }
   return out;
 }

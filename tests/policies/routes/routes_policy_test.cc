@@ -15,7 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/variant.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 
@@ -33,9 +33,9 @@ grpc_core::ServerAddressList Reviews() {
   grpc_core::ServerAddressList out;
   for (const auto& [address, version] : std::vector<std::pair<std::string, std::string>>{
            {"127.0.0.1:9081", "v1"}, {"127.0.0.1:9082", "v2"}, {"127.0.0.1:9083", "v3"}}) {
-    EndpointAttributes attrs;
+    internal::EndpointAttributes attrs;
     attrs.labels["version"] = version;
-    out.push_back(WithEndpointAttributes(MakeAddress(address), attrs));
+    out.push_back(internal::WithEndpointAttributes(MakeAddress(address), attrs));
   }
   return out;
 }

@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/variant.h"
-#include "common/endpoint_attributes.h"
+#include "common/server_address_attributes.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_helper.h"
 
@@ -28,9 +28,9 @@ using testing::PolicyHarness;
 grpc_core::ServerAddressList Versions(const std::vector<std::pair<std::string, std::string>>& eps) {
   grpc_core::ServerAddressList out;
   for (const auto& [address, version] : eps) {
-    EndpointAttributes attrs;
+    internal::EndpointAttributes attrs;
     if (!version.empty()) attrs.labels["version"] = version;
-    out.push_back(WithEndpointAttributes(MakeAddress(address), attrs));
+    out.push_back(internal::WithEndpointAttributes(MakeAddress(address), attrs));
   }
   return out;
 }
