@@ -61,7 +61,8 @@ inline std::vector<std::string> EndpointAddresses(int n) {
 class ReadyPolicy {
  public:
   ReadyPolicy(const PickerPolicy& policy, int n)
-      : harness_(std::make_unique<testing::PolicyHarness>(policy.name)) {
+      // The steady clock, as in production: peakEwma reads it on every pick.
+      : harness_(std::make_unique<testing::PolicyHarness>(policy.name, /*fake_clock=*/false)) {
     auto addresses = EndpointAddresses(n);
     GPR_ASSERT(harness_->Update(testing::MakeAddresses(addresses), policy.config)
                    .ok());

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
 #include "lbkit/version.h"
@@ -53,22 +54,29 @@ void DoRegister() {
   g_registered.store(true, std::memory_order_release);
 }
 
-// lbkit's trace flags, as LBKIT_TRACE names them (without "lbkit_").
-constexpr const char* kTraceFlags[] = {"round_robin", "outlier_ejection", "child_policy"};
-
-// LBKIT_TRACE=round_robin,outlier_ejection (or "all") turns lbkit's decision
-// logs on; gRPC's GRPC_TRACE=lbkit_round_robin,... does the same.
+// LBKIT_TRACE=round_robin,lbkit_locality (or "all") turns on the decision
+// logs of those policies (policies/common/trace.h reads it where they log);
+// "child_policy" is gRPC's own trace flag of the child policy handler that
+// lbkit's parent policies run their children in. Here the names are only
+// checked, so a typo is reported rather than silently tracing nothing.
 void EnableTracesFromEnvironment() {
   const char* env = std::getenv("LBKIT_TRACE");
   if (env == nullptr || *env == '\0') return;
+  std::vector<std::string> known = {"all", "child_policy"};
+  for (const policies::PolicyEntry& policy : policies::kPolicies) {
+    known.push_back(std::string(absl::StripPrefix(policy.name, "lbkit_")));
+  }
   for (absl::string_view name : absl::StrSplit(env, ',', absl::SkipWhitespace())) {
-    name = absl::StripAsciiWhitespace(name);
-    if (name == "all") {
-      for (const char* flag : kTraceFlags) grpc_tracer_set_enabled(absl::StrCat("lbkit_", flag).c_str(), 1);
-    } else if (!grpc_tracer_set_enabled(absl::StrCat("lbkit_", name).c_str(), 1)) {
-      gpr_log(GPR_ERROR, "LBKIT_TRACE: unknown trace \"%s\" (known: all, %s)",
-              std::string(name).c_str(), absl::StrJoin(kTraceFlags, ", ").c_str());
+    name = absl::StripPrefix(absl::StripAsciiWhitespace(name), "lbkit_");
+    if (name == "all" || name == "1" || name == "true" || name == "child_policy") {
+      grpc_tracer_set_enabled("lbkit_child_policy", 1);
     }
+    if (name == "1" || name == "true" ||
+        std::find(known.begin(), known.end(), name) != known.end()) {
+      continue;
+    }
+    gpr_log(GPR_ERROR, "LBKIT_TRACE: unknown trace \"%s\" (known: %s)",
+            std::string(name).c_str(), absl::StrJoin(known, ", ").c_str());
   }
 }
 

@@ -49,12 +49,12 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  int port() const { return port_; }
+  int port() const;
 
  private:
-  AdminServer() = default;
-  void* context_ = nullptr;  // the HTTP server's
-  int port_ = 0;
+  class Impl;
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace lbkit

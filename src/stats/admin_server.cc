@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,6 +41,12 @@ int HandleState(mg_connection* conn, void*) {
 std::string DumpState() { return stats::DumpJson(); }
 std::string PrometheusText() { return stats::Prometheus(); }
 
+class AdminServer::Impl {
+ public:
+  mg_context* context = nullptr;  // civetweb's server
+  int port = 0;
+};
+
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(int port) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("admin port must be in [0, 65535], not ", port));
@@ -58,14 +65,19 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(int port) {
   mg_set_request_handler(ctx, "/metrics$", HandleMetrics, nullptr);
   mg_set_request_handler(ctx, "/lbkit/state$", HandleState, nullptr);
   mg_server_port ports[1];
-  std::unique_ptr<AdminServer> server(new AdminServer());
-  server->context_ = ctx;
-  server->port_ = mg_get_server_ports(ctx, 1, ports) == 1 ? ports[0].port : port;
+  auto impl = std::make_unique<Impl>();
+  impl->context = ctx;
+  impl->port = mg_get_server_ports(ctx, 1, ports) == 1 ? ports[0].port : port;
+  std::unique_ptr<AdminServer> server(new AdminServer(std::move(impl)));
   return server;
 }
 
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+int AdminServer::port() const { return impl_->port; }
+
 AdminServer::~AdminServer() {
-  if (context_ != nullptr) mg_stop(static_cast<mg_context*>(context_));
+  if (impl_->context != nullptr) mg_stop(impl_->context);
 }
 
 }  // namespace lbkit

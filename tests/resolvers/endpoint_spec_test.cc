@@ -14,6 +14,8 @@
 
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace lbkit::resolvers {
 namespace {

@@ -87,6 +87,9 @@ class FakeEventEngine : public grpc_event_engine::experimental::EventEngine,
                         public policies::PolicyClock {
  public:
   int64_t NowNanos() const override { return now_ns_.load(std::memory_order_relaxed); }
+  bool UseAsPolicyClock() const override { return policy_clock; }
+  // False: policies created from now on read the steady clock (benchmarks).
+  bool policy_clock = true;
 
   TaskHandle RunAfter(Duration when, absl::AnyInvocable<void()> closure) override {
     const intptr_t id = ++next_id_;
@@ -273,7 +276,10 @@ ParseConfig(absl::string_view policy, absl::string_view config_json) {
 // which stands in for the WorkSerializer.
 class PolicyHarness {
  public:
-  explicit PolicyHarness(absl::string_view policy_name) {
+  // `fake_clock`: the policy reads the fake EventEngine's clock (tests), or
+  // the steady clock (benchmarks, measuring what a pick costs in production).
+  explicit PolicyHarness(absl::string_view policy_name, bool fake_clock = true) {
+    record_.event_engine.policy_clock = fake_clock;
     grpc_core::LoadBalancingPolicy::Args args;
     args.work_serializer = std::make_shared<grpc_core::WorkSerializer>();
     args.channel_control_helper = std::make_unique<FakeHelper>(&record_);

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/status/status.h"
+
 namespace lbkit::policies {
 
 namespace {

@@ -21,6 +21,9 @@ class PolicyClock {
  public:
   // Nanoseconds on a monotonic clock; any thread.
   virtual int64_t NowNanos() const = 0;
+  // Whether policies should use it (an engine may offer a clock it does
+  // not always want used: a benchmark measures the steady clock's cost).
+  virtual bool UseAsPolicyClock() const { return true; }
 
  protected:
   ~PolicyClock() = default;
@@ -29,7 +32,8 @@ class PolicyClock {
 // The engine's clock if it has one, else null (the steady clock). Once per
 // policy: a dynamic_cast, too slow for the pick path.
 inline const PolicyClock* ClockOf(grpc_event_engine::experimental::EventEngine* engine) {
-  return dynamic_cast<const PolicyClock*>(engine);
+  const auto* clock = dynamic_cast<const PolicyClock*>(engine);
+  return clock != nullptr && clock->UseAsPolicyClock() ? clock : nullptr;
 }
 
 inline int64_t NowNanos(const PolicyClock* clock) {

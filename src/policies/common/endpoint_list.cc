@@ -80,6 +80,7 @@ Endpoint::Endpoint(EndpointList* list, grpc_core::ServerAddress address,
     : list_(list),
       address_(std::move(address)),
       address_text_(std::move(address_text)),
+      data_(list->observer_->MakeEndpointDataLocked()),
       stats_(MakeEndpointStats(address_, address_text_)) {}
 
 Endpoint::~Endpoint() = default;

@@ -28,11 +28,12 @@
 #include <string>
 #include <vector>
 
+#include <grpc/support/log.h>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
-#include "algorithms/peak_ewma.h"
 #include "policies/common/health_check.h"
 #include "stats/stats.h"
 #include "grpc_internal/abi_guard.h"
@@ -50,6 +51,23 @@ class EndpointList;
 // Set by the client channel from healthCheckConfig.serviceName (and by a
 // leaf policy for its own healthCheck); not in a public header of gRPC 1.51.
 inline constexpr char kHealthCheckServiceNameArg[] = "grpc.internal.health_check_service_name";
+
+// What a leaf policy keeps per endpoint beyond what every policy needs
+// (least request's in-flight count and latency estimate, bounded load's
+// count), as gRPC's EndpointList::Init takes a create_endpoint callback. The
+// policy makes it for each new endpoint (LeafPolicy::MakeEndpointData), and
+// it lives as long as the endpoint: across picker rebuilds, and across
+// resolver updates that keep the address. A subclass sets `kind` to its own
+// &kKind, which Endpoint::data<T>() checks.
+class EndpointData {
+ public:
+  explicit EndpointData(const void* kind) : kind_(kind) {}
+  virtual ~EndpointData() = default;
+  const void* kind() const { return kind_; }
+
+ private:
+  const void* const kind_;
+};
 
 // One backend address as a policy sees it. Reference-counted: pickers and
 // call trackers may hold it past the list's next update.
@@ -79,14 +97,14 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   // Why the endpoint last went to TRANSIENT_FAILURE.
   const absl::Status& last_failure() const { return last_failure_; }
 
-  // Calls picked for this endpoint and not yet finished (unary calls and
-  // streams alike). Shared with the data plane (call trackers), hence
-  // atomic; it lives as long as the endpoint, across picker rebuilds and
-  // resolver updates that keep the address.
-  std::atomic<int64_t>& in_flight() { return in_flight_; }
-  // Round-trip time estimate fed by call trackers (lbkit_least_request's
-  // peakEwma); like in_flight(), it outlives pickers.
-  algorithms::PeakEwma& latency() { return latency_; }
+  // The policy's own data for this endpoint (see EndpointData): a T made by
+  // the policy's MakeEndpointData(). Checked: a different kind (or none)
+  // aborts rather than reinterpret memory.
+  template <typename T>
+  T& data() const {
+    GPR_ASSERT(data_ != nullptr && data_->kind() == &T::kKind);
+    return static_cast<T&>(*data_);
+  }
 
  private:
   friend class EndpointList;
@@ -112,8 +130,7 @@ class Endpoint : public grpc_core::RefCounted<Endpoint> {
   absl::Status health_status_;
   grpc_connectivity_state state_ = GRPC_CHANNEL_CONNECTING;
   absl::Status last_failure_;
-  std::atomic<int64_t> in_flight_{0};
-  algorithms::PeakEwma latency_;
+  const std::unique_ptr<EndpointData> data_;
   std::shared_ptr<stats::EndpointStats> stats_;
 };
 
@@ -126,6 +143,8 @@ class EndpointList {
     // An endpoint's policy-visible state() changed, or the set of endpoints
     // usable for picking did (e.g. a retained endpoint was released).
     virtual void OnEndpointsChangedLocked() = 0;
+    // The policy's data for a new endpoint, or null (see EndpointData).
+    virtual std::unique_ptr<EndpointData> MakeEndpointDataLocked() { return nullptr; }
   };
 
   // `policy_name` prefixes log lines. The helper and pollset set belong to

@@ -27,6 +27,21 @@ using grpc_core::LoadBalancingPolicy;
 using grpc_core::RefCountedPtr;
 using grpc_core::SubchannelInterface;
 
+}  // namespace
+
+// Bounded load's count of an endpoint's calls in flight.
+struct BoundedLoadData : public EndpointData {
+  static constexpr char kKind = 0;
+  BoundedLoadData() : EndpointData(&kKind) {}
+  std::atomic<int64_t> in_flight{0};
+};
+
+namespace {
+
+std::atomic<int64_t>& InFlight(const RefCountedPtr<Endpoint>& endpoint) {
+  return endpoint->data<BoundedLoadData>().in_flight;
+}
+
 // With hashBalanceFactor, counts the call against its endpoint and the
 // policy's total from pick to end (the channel destroys the tracker exactly
 // once per picked call, however it ends).
@@ -35,11 +50,11 @@ class BoundedLoadTracker : public LoadBalancingPolicy::SubchannelCallTrackerInte
   BoundedLoadTracker(RefCountedPtr<Endpoint> endpoint,
                      std::shared_ptr<std::atomic<int64_t>> total_in_flight)
       : endpoint_(std::move(endpoint)), total_in_flight_(std::move(total_in_flight)) {
-    endpoint_->in_flight().fetch_add(1, std::memory_order_relaxed);
+    InFlight(endpoint_).fetch_add(1, std::memory_order_relaxed);
     total_in_flight_->fetch_add(1, std::memory_order_relaxed);
   }
   ~BoundedLoadTracker() override {
-    endpoint_->in_flight().fetch_sub(1, std::memory_order_relaxed);
+    InFlight(endpoint_).fetch_sub(1, std::memory_order_relaxed);
     total_in_flight_->fetch_sub(1, std::memory_order_relaxed);
   }
   void Start() override {}
@@ -91,13 +106,13 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     const size_t c = bounded_->Choose(
         *hash, candidate_of_[e], total_in_flight_->load(std::memory_order_relaxed),
         [this](size_t c) {
-          return endpoints_[ready_[c]]->in_flight().load(std::memory_order_relaxed);
+          return InFlight(endpoints_[ready_[c]]).load(std::memory_order_relaxed);
         });
     e = ready_[c];
     return LoadBalancingPolicy::PickResult::Complete(
         subchannels_[e],
         CountCall(endpoints_[e]->stats(),
-                         std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
+                  std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
   }
   std::optional<size_t> ServingEndpoints() const override { return ready_.size(); }
 
@@ -188,6 +203,10 @@ absl::optional<uint64_t> RequestHash(const std::string& header,
   absl::optional<absl::string_view> value = args.initial_metadata->Lookup(header, &buffer);
   if (!value.has_value()) return absl::nullopt;
   return algorithms::Xxh64(std::string_view(value->data(), value->size()));
+}
+
+std::unique_ptr<EndpointData> HashPolicy::MakeEndpointData() {
+  return std::make_unique<BoundedLoadData>();
 }
 
 std::unique_ptr<LoadBalancingPolicy::SubchannelPicker> HashPolicy::MakeReadyPicker(

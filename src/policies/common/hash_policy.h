@@ -87,6 +87,9 @@ class HashPolicy : public LeafPolicy {
 
  private:
   void OnEndpointsUpdatedLocked() override { InvalidateLookup(); }
+  // Every endpoint gets a BoundedLoadData: hashBalanceFactor can be turned
+  // on by a config update while the endpoints stay.
+  std::unique_ptr<EndpointData> MakeEndpointData() override;
   std::unique_ptr<SubchannelPicker> MakeReadyPicker(
       const std::vector<Endpoint*>& ready) override;
 

@@ -41,6 +41,7 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   absl::Status UpdateLocked(UpdateArgs args) final;
   void ResetBackoffLocked() final { endpoints_.ResetBackoffLocked(); }
   void OnEndpointsChangedLocked() final;
+  std::unique_ptr<EndpointData> MakeEndpointDataLocked() final { return MakeEndpointData(); }
 
  protected:
   LeafPolicy(Args args, absl::string_view policy_name);
@@ -59,6 +60,9 @@ class LeafPolicy : public grpc_core::LoadBalancingPolicy,
   // After a resolver update has reconciled the endpoints (the set may have
   // changed); state changes alone do not call it.
   virtual void OnEndpointsUpdatedLocked() {}
+
+  // The policy's own data for a new endpoint (EndpointData), or null.
+  virtual std::unique_ptr<EndpointData> MakeEndpointData() { return nullptr; }
 
   // A picker over `ready` (at least one endpoint, each with a subchannel).
   virtual std::unique_ptr<SubchannelPicker> MakeReadyPicker(

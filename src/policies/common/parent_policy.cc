@@ -1,6 +1,8 @@
 #include "policies/common/parent_policy.h"
 
+#include <algorithm>
 #include <iterator>
+#include <type_traits>
 #include <utility>
 #include <vector>
 

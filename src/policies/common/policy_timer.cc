@@ -1,6 +1,7 @@
 #include "policies/common/policy_timer.h"
 
 #include <chrono>
+#include <type_traits>
 #include <utility>
 
 #include "common/work_serializer_hop.h"

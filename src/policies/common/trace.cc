@@ -1,14 +1,18 @@
 #include "policies/common/trace.h"
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <set>
 #include <string>
 
 #include <grpc/support/log.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
 namespace lbkit::policies {
@@ -20,19 +24,34 @@ struct TraceSettings {
   std::set<std::string, std::less<>> policies;
 };
 
+TraceSettings* ReadSettings() {
+  auto* s = new TraceSettings;
+  const char* env = std::getenv("LBKIT_TRACE");
+  if (env == nullptr) return s;
+  for (absl::string_view name : absl::StrSplit(env, ',', absl::SkipWhitespace())) {
+    name = absl::StripAsciiWhitespace(name);
+    if (name == "all" || name == "1" || name == "true") s->all = true;
+    // "round_robin" and "lbkit_round_robin" both name lbkit_round_robin.
+    s->policies.emplace(absl::StartsWith(name, "lbkit_") ? std::string(name)
+                                                         : absl::StrCat("lbkit_", name));
+  }
+  // gRPC prints only ERROR by default (GRPC_VERBOSITY): asking for a trace
+  // must show it, as GRPC_VERBOSITY=info would.
+  if (!s->policies.empty() && !gpr_should_log(GPR_LOG_SEVERITY_INFO)) {
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_INFO);
+  }
+  return s;
+}
+
+std::atomic<TraceSettings*> g_settings{nullptr};
+
 const TraceSettings& Settings() {
-  static const TraceSettings* settings = [] {
-    auto* s = new TraceSettings;
-    const char* env = std::getenv("LBKIT_TRACE");
-    if (env == nullptr) return s;
-    for (absl::string_view name : absl::StrSplit(env, ',', absl::SkipWhitespace())) {
-      name = absl::StripAsciiWhitespace(name);
-      if (name == "all" || name == "1" || name == "true") s->all = true;
-      s->policies.emplace(name);
-    }
-    return s;
-  }();
-  return *settings;
+  TraceSettings* s = g_settings.load(std::memory_order_acquire);
+  if (s != nullptr) return *s;
+  static TraceSettings* first = ReadSettings();
+  TraceSettings* expected = nullptr;
+  g_settings.compare_exchange_strong(expected, first, std::memory_order_acq_rel);
+  return *g_settings.load(std::memory_order_acquire);
 }
 
 }  // namespace
@@ -41,6 +60,12 @@ bool TraceEnabled(absl::string_view policy) {
   const TraceSettings& s = Settings();
   if (s.all) return true;
   return !s.policies.empty() && s.policies.find(policy) != s.policies.end();
+}
+
+void ReloadTraceSettingsForTesting() {
+  // The previous settings leak: a trace point on another thread may still
+  // be reading them.
+  g_settings.store(ReadSettings(), std::memory_order_release);
 }
 
 void TraceLog(absl::string_view policy, const void* instance, const char* format, ...) {

@@ -1,10 +1,13 @@
 // Decision tracing for lbkit's policies, as gRPC traces its own (GRPC_TRACE):
 // with $LBKIT_TRACE set to "all", or to a comma-separated list of policy
-// names, each listed policy logs its state reports, picker swaps, child and
-// endpoint changes and ejection decisions at INFO, one line each, tagged
-// with the policy's name and instance.
+// names (with or without "lbkit_"), each listed policy logs its state
+// reports, picker swaps, child and endpoint changes and ejection decisions at
+// INFO, one line each, tagged with the policy's name and instance.
+// RegisterAll() reports names it does not know. gRPC prints only errors
+// unless GRPC_VERBOSITY says otherwise, so a trace that names a policy
+// lowers gRPC's verbosity to INFO at the first trace point.
 //
-//   LBKIT_TRACE=lbkit_locality,lbkit_outlier_ejection ./client
+//   LBKIT_TRACE=locality,outlier_ejection ./client
 //   I... lbkit_locality 0x55d0c2a4e0: picker: READY
 //
 // The variable is read once, at the first trace point. Off (the default), a
@@ -20,6 +23,9 @@ namespace lbkit::policies {
 
 // Whether $LBKIT_TRACE names `policy` (or is "all" / "1").
 bool TraceEnabled(absl::string_view policy);
+
+// Reads $LBKIT_TRACE again (tests; normally it is read once).
+void ReloadTraceSettingsForTesting();
 
 // Logs "<policy> <instance>: <printf text>".
 void TraceLog(absl::string_view policy, const void* instance, const char* format, ...)

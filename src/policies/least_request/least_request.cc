@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
 #include "algorithms/least_request.h"
+#include "algorithms/peak_ewma.h"
 #include "common/server_address_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/call_counter.h"
@@ -129,6 +130,22 @@ struct LeastRequestParams {
   }
 };
 
+}  // namespace
+
+// What least request keeps per endpoint. Both live as long as the endpoint,
+// across picker rebuilds and resolver updates that keep the address.
+struct LeastRequestData : public EndpointData {
+  static constexpr char kKind = 0;
+  LeastRequestData() : EndpointData(&kKind) {}
+  // Calls picked for the endpoint and not yet finished (unary calls and
+  // streams alike), written by pickers and call trackers on any thread.
+  std::atomic<int64_t> in_flight{0};
+  // The round-trip estimate calls feed with peakEwma.
+  algorithms::PeakEwma latency;
+};
+
+namespace {
+
 //
 // Call tracker
 //
@@ -141,11 +158,16 @@ class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
  public:
   // `clock`: the policy's (null: the steady clock); read only with
   // `feed_ewma` (peakEwma).
-  CallTracker(RefCountedPtr<Endpoint> endpoint, const PolicyClock* clock, bool feed_ewma)
-      : endpoint_(std::move(endpoint)), clock_(clock), feed_ewma_(feed_ewma) {}
+  // `data`: the endpoint's (the picker's cached pointer, already checked).
+  CallTracker(RefCountedPtr<Endpoint> endpoint, LeastRequestData* data, const PolicyClock* clock,
+              bool feed_ewma)
+      : endpoint_(std::move(endpoint)),
+        data_(*data),
+        clock_(clock),
+        feed_ewma_(feed_ewma) {}
 
   ~CallTracker() override {
-    endpoint_->in_flight().fetch_sub(1, std::memory_order_relaxed);
+    data_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void Start() override {
@@ -157,11 +179,12 @@ class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
   void Finish(FinishArgs args) override {
     if (!feed_ewma_ || start_ns_ < 0 || !args.status.ok()) return;
     const int64_t now = NowNanos(clock_);
-    endpoint_->latency().Observe(static_cast<double>(now - start_ns_), now);
+    data_.latency.Observe(static_cast<double>(now - start_ns_), now);
   }
 
  private:
-  RefCountedPtr<Endpoint> endpoint_;
+  RefCountedPtr<Endpoint> endpoint_;  // keeps data_
+  LeastRequestData& data_;
   const PolicyClock* const clock_;
   const bool feed_ewma_;
   int64_t start_ns_ = -1;  // not started (a fake clock starts at 0)
@@ -177,6 +200,7 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
   struct Entry {
     RefCountedPtr<Endpoint> endpoint;
     RefCountedPtr<SubchannelInterface> subchannel;
+    LeastRequestData* data;  // the endpoint's, which `endpoint` keeps
   };
 
   LeastRequestPicker(std::vector<Entry> entries,
@@ -193,19 +217,20 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
     const int64_t now = peak_ewma_ ? NowNanos(clock_) : 0;
     const size_t chosen = chooser_.Choose(
         [this](size_t i) {
-          return entries_[i].endpoint->in_flight().load(
+          return entries_[i].data->in_flight.load(
               std::memory_order_relaxed);
         },
         [this, now](size_t i) {
-          return peak_ewma_ ? entries_[i].endpoint->latency().Estimate(now)
+          return peak_ewma_ ? entries_[i].data->latency.Estimate(now)
                             : 0.0;
         });
     const Entry& entry = entries_[chosen];
-    entry.endpoint->in_flight().fetch_add(1, std::memory_order_relaxed);
+    entry.data->in_flight.fetch_add(1, std::memory_order_relaxed);
     return LoadBalancingPolicy::PickResult::Complete(
         entry.subchannel,
-        CountCall(entry.endpoint->stats(),
-                         std::make_unique<CallTracker>(entry.endpoint->Ref(), clock_, peak_ewma_)));
+        CountCall(entry.endpoint->stats(), std::make_unique<CallTracker>(
+                                               entry.endpoint->Ref(), entry.data, clock_,
+                                               peak_ewma_)));
   }
   std::optional<size_t> ServingEndpoints() const override { return entries_.size(); }
 
@@ -233,6 +258,10 @@ class LeastRequest : public LeafPolicy {
   }
 
  private:
+  std::unique_ptr<EndpointData> MakeEndpointData() override {
+    return std::make_unique<LeastRequestData>();
+  }
+
   void ApplyConfigLocked(const RefCountedPtr<Config>& config) override {
     if (config != nullptr) {
       params_ = ParamsOf<LeastRequestParams>(*config);
@@ -248,12 +277,13 @@ class LeastRequest : public LeafPolicy {
     const int64_t now = NowNanos(clock_);
     for (Endpoint* endpoint : ready) {
       if (params_.peak_ewma.has_value()) {
-        endpoint->latency().Configure(
+        endpoint->data<LeastRequestData>().latency.Configure(
             static_cast<double>(params_.peak_ewma->decay.millis()) * 1e6,
             static_cast<double>(params_.peak_ewma->default_rtt.millis()) * 1e6,
             now);
       }
-      entries.push_back({endpoint->Ref(), endpoint->subchannel()});
+      entries.push_back(
+          {endpoint->Ref(), endpoint->subchannel(), &endpoint->data<LeastRequestData>()});
       weights.push_back(internal::EndpointWeight(endpoint->address()));
     }
     // Slow start scales a ramping endpoint's weight, as Envoy's does: it is

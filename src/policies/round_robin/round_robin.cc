@@ -36,7 +36,6 @@
 #include "policies/common/serving_count.h"
 #include "policies/register.h"
 #include "src/core/lib/config/core_configuration.h"
-#include "src/core/lib/debug/trace.h"
 #include "src/core/lib/json/json.h"
 #include "src/core/lib/json/json_args.h"
 #include "src/core/lib/json/json_object_loader.h"
@@ -51,8 +50,6 @@ namespace {
 using grpc_core::LoadBalancingPolicy;
 using grpc_core::RefCountedPtr;
 using grpc_core::SubchannelInterface;
-
-grpc_core::TraceFlag g_trace(false, "lbkit_round_robin");
 
 //
 // Config
@@ -145,10 +142,6 @@ class RoundRobin : public LeafPolicy {
       stats.push_back(endpoint->stats());
     }
     const size_t start = absl::Uniform<size_t>(bitgen_, 0, ready.size());
-    if (GRPC_TRACE_FLAG_ENABLED(g_trace)) {
-      gpr_log(GPR_INFO, "[lbkit_round_robin %p] READY: %zu of %zu endpoints usable",
-              this, ready.size(), endpoints().size());
-    }
     std::vector<double> factors =
         SlowStartFactorsLocked(ready, slow_start_.has_value() ? &*slow_start_ : nullptr);
     if (std::all_of(factors.begin(), factors.end(), [](double f) { return f >= 1.0; })) {
