@@ -3,6 +3,10 @@
 
 #include "algorithms/locality.h"
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace lbkit::algorithms {
@@ -133,6 +137,61 @@ TEST(Distribute, IstioWeights) {
   EXPECT_EQ(*w, (std::vector<uint64_t>{80, 7, 14, 0}));
   // No rule for the client: not applied.
   EXPECT_FALSE(DistributeWeights({"r5", "z", ""}, rules, localities, endpoints).has_value());
+}
+
+// PlaceEndpoints puts the pieces together as lbkit_locality uses them.
+TEST(PlaceEndpoints, ProximityLevelsCompacted) {
+  // Client r1/z1: same zone 0, same region 2, elsewhere 3 -> levels 0, 1, 2.
+  PlacementRules rules;
+  rules.client = LocalityName{"r1", "z1", ""};
+  const std::vector<LocalityName> endpoints = {
+      {"r1", "z1", ""}, {"r1", "z2", ""}, {"r2", "z1", ""}, {"r1", "z1", ""}};
+  const auto none = [](size_t) { return std::optional<std::string>(); };
+  const auto placed = PlaceEndpoints(rules, endpoints, none, [](size_t, size_t) {
+    return std::optional<std::string>();
+  });
+  ASSERT_EQ(placed.size(), 4u);
+  EXPECT_EQ(placed[0].priority, 0u);
+  EXPECT_EQ(placed[1].priority, 1u);
+  EXPECT_EQ(placed[2].priority, 2u);
+  EXPECT_EQ(placed[3].priority, 0u);
+  for (const Placement& p : placed) {
+    EXPECT_EQ(p.weight, 0u);
+    EXPECT_FALSE(p.excluded);
+  }
+}
+
+TEST(PlaceEndpoints, FailoverPriorityAloneUsesTheLabelsOnly) {
+  // failoverPriority [network]: the client is on n1. Proximity does not
+  // apply without failover (Istio): a far endpoint on n1 is level 0.
+  PlacementRules rules;
+  rules.client = LocalityName{"r1", "z1", ""};
+  rules.num_priority_keys = 1;
+  const std::vector<LocalityName> endpoints = {{"r2", "z9", ""}, {"r1", "z1", ""}};
+  const std::vector<std::string> network = {"n1", "n2"};
+  const auto placed = PlaceEndpoints(
+      rules, endpoints, [](size_t) { return std::optional<std::string>("n1"); },
+      [&](size_t e, size_t) { return std::optional<std::string>(network[e]); });
+  EXPECT_EQ(placed[0].priority, 0u);
+  EXPECT_EQ(placed[0].label_priority, 0u);
+  EXPECT_EQ(placed[1].priority, 1u);
+  EXPECT_EQ(placed[1].label_priority, 1u);
+}
+
+TEST(PlaceEndpoints, DistributeWeighsLocalitiesAndSetsNoLevels) {
+  // The Distribute example above: r2 gets no traffic, everything is level 0.
+  PlacementRules rules;
+  rules.client = LocalityName{"r1", "z1", ""};
+  rules.distribute = {{"r1/z1/*", {{"r1/z1/*", 80}, {"r1/*", 20}}}};
+  const std::vector<LocalityName> endpoints = {
+      {"r1", "z1", ""}, {"r1", "z2", ""}, {"r2", "z1", ""}};
+  const auto placed = PlaceEndpoints(
+      rules, endpoints, [](size_t) { return std::optional<std::string>(); },
+      [](size_t, size_t) { return std::optional<std::string>(); });
+  EXPECT_EQ(placed[0].weight, 80u);
+  EXPECT_EQ(placed[1].weight, 20u);
+  EXPECT_TRUE(placed[2].excluded);
+  for (const Placement& p : placed) EXPECT_EQ(p.priority, 0u);
 }
 
 }  // namespace
