@@ -335,11 +335,20 @@ TEST(K8sE2E, ApiServerTroubleKeepsTheEndpointsAndCatchesUp) {
   cluster.PutSlice("slice-b", {pods.b1});
   EXPECT_TRUE(load.WaitUntilIdle("v2-b2", std::chrono::milliseconds(300)));
 
-  // 410 Gone: history compacted, then watches closed; the client re-lists
-  // and finds the change made in between.
+  // 410 Gone: the change is made and the history compacted while the
+  // client's slices watch is away (closed, and its next start held 3 s by
+  // the fake), so it resumes from a version older than the compaction,
+  // must re-list, and finds the change made in between. (Compacting while
+  // the watch was open raced: a client that had already seen the change
+  // resumed from the current version, which is no 410.)
+  const json hold = {{"path_regex", "endpointslices\\?watch"},
+                     {"count", 1},
+                     {"kind", "delay"},
+                     {"delay", 3.0}};
+  ASSERT_EQ(cluster.api().Request("POST", "/fake/faults", hold.dump()).status, 200);
+  ASSERT_EQ(cluster.api().Request("POST", "/fake/close-watches").status, 200);
   cluster.PutSlice("slice-b", {pods.b1, pods.b2});
   ASSERT_EQ(cluster.api().Request("POST", "/fake/compact").status, 200);
-  ASSERT_EQ(cluster.api().Request("POST", "/fake/close-watches").status, 200);
   const auto b2_back = std::chrono::steady_clock::now();
   EXPECT_TRUE(load.SeenSince("v2-b2", b2_back, std::chrono::seconds(30)))
       << DumpState() << "\n" << cluster.api().Log();
