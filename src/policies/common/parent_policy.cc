@@ -115,7 +115,8 @@ ParentPolicy::PickerUpdate ParentPolicy::Fail(absl::Status status) {
 
 void ParentPolicy::PublishLocked(PickerUpdate update) {
   LBKIT_TRACE(policy_name_, this, "picker: %s%s%s", stats::ConnectivityName(update.state),
-              update.status.ok() ? "" : ": ", update.status.ok() ? "" : update.status.ToString().c_str());
+              update.status.ok() ? "" : ": ",
+              update.status.ok() ? "" : update.status.ToString().c_str());
   stats_->CountPickerUpdate();
   channel_control_helper()->UpdateState(update.state, update.status, std::move(update.picker));
 }
