@@ -67,7 +67,7 @@ void BM_StatsPerCall(benchmark::State& state, bool whole_call) {
   std::call_once(once, [] {
     for (int size : kSizes) {
       for (int i = 0; i < size; ++i) {
-        (*endpoints)[size].push_back(std::make_shared<stats::EndpointStats>(
+        (*endpoints)[size].push_back(stats::EndpointStats::Create(
             absl::StrCat("10.0.0.", i, ":443"), "", std::map<std::string, std::string>{}, 1));
       }
     }

@@ -32,6 +32,8 @@ inline const std::vector<PickerPolicy>& PickerPolicies() {
       {"lbkit_least_request", "lbkit_least_request", "{}", true},
       {"lbkit_least_request_ewma", "lbkit_least_request", R"({"peakEwma":{}})",
        true},
+      {"lbkit_least_request_latency", "lbkit_least_request", R"({"latencyEwma":{}})",
+       true},
       // No requestHashHeader in the benchmark: every pick hashes a random
       // value, which costs what a header lookup and XXH64 of a short value
       // would, give or take the metadata lookup.

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/fast_clock.h"
 #include "grpc_internal/abi_guard.h"
 #include "grpc_internal/core_configuration_state.h"
 #include "lbkit/version.h"
@@ -50,6 +51,8 @@ void DoRegister() {
           resolver.register_resolver(builder);
         }
       });
+  // Now, not on the first call: calibrating spins for 2 ms.
+  internal::CalibrateCycleClock();
   g_register_status = new absl::Status();
   g_registered.store(true, std::memory_order_release);
 }

@@ -25,8 +25,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -141,11 +139,8 @@ def main():
     parser.add_argument("--markdown-out", default=os.path.join(TOP, "benchmarks", "RESULTS.md"),
                         help="rewritten from the results directory of --out ('' = not)")
     args = parser.parse_args()
-    server_bin = os.path.join(args.build_dir, "examples/greeter/greeter_server")
-    client_bin = os.path.join(args.build_dir, "examples/greeter/greeter_client")
-    for b in (server_bin, client_bin):
-        if not os.access(b, os.X_OK):
-            sys.exit(f"failover: {b} is missing; build first")
+    server_bin, client_bin = harness.greeter_bins(args.build_dir, "failover",
+                                                  ("greeter_server", "greeter_client"))
     for tool in ("nginx", "haproxy"):
         if shutil.which(tool) is None:
             sys.exit(f"failover: {tool} is not installed (scripts/bootstrap.sh installs it)")
@@ -169,9 +164,7 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    def med(values):
-        values = [v for v in values if v is not None]
-        return statistics.median(values) if values else None
+    med = harness.median_or_none
 
     summary = {}
     for name, ms in runs.items():
@@ -188,13 +181,7 @@ def main():
                "rounds": args.rounds, "duration_ms": args.duration_ms,
                "summary": summary, "runs": runs,
                "duration_s": round(time.monotonic() - started, 1)}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
-    if args.markdown_out:
-        sys.path.insert(0, os.path.dirname(HERE))
-        import render_results
-        render_results.write(args.markdown_out, os.path.dirname(args.out))
+    harness.save_results(results, args.out, args.markdown_out)
     print(f"wrote {args.out} in {results['duration_s']} s")
 
 

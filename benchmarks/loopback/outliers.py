@@ -95,11 +95,7 @@ def main():
     parser.add_argument("--markdown-out", default=os.path.join(TOP, "benchmarks", "RESULTS.md"),
                         help="rewritten from the results directory of --out ('' = not)")
     args = parser.parse_args()
-    bins = tuple(os.path.join(args.build_dir, "examples/greeter", b)
-                 for b in ("greeter_server", "greeter_client", "greeter_control"))
-    for b in bins:
-        if not os.access(b, os.X_OK):
-            sys.exit(f"outliers: {b} is missing; build first")
+    bins = harness.greeter_bins(args.build_dir, "outliers")
 
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="lbkit-outliers-")
@@ -125,13 +121,7 @@ def main():
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "rounds": args.rounds, "duration_ms": args.duration_ms, "summary": summary,
                "runs": runs, "duration_s": round(time.monotonic() - started, 1)}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
-    if args.markdown_out:
-        sys.path.insert(0, os.path.dirname(HERE))
-        import render_results
-        render_results.write(args.markdown_out, os.path.dirname(args.out))
+    harness.save_results(results, args.out, args.markdown_out)
     print(f"wrote {args.out} in {results['duration_s']} s")
 
 

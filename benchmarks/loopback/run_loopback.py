@@ -60,8 +60,11 @@ CONFIGS = [
     Config("round_robin", "direct", policy="round_robin"),
     Config("lbkit_round_robin", "direct", policy="lbkit_round_robin"),
     Config("lbkit_least_request", "direct", policy="lbkit_least_request"),
+    # Linkerd's estimator with Linkerd's defaults, and lbkit's own.
     Config("lbkit_least_request_ewma", "direct", policy="lbkit_least_request",
            policy_config='{"peakEwma": {"decay": "10s", "defaultRtt": "0.030s"}}'),
+    Config("lbkit_least_request_latency", "direct", policy="lbkit_least_request",
+           policy_config='{"latencyEwma": {}}'),
     Config("nginx_round_robin", "nginx", balance=""),
     Config("nginx_least_conn", "nginx", balance="least_conn;"),
     Config("haproxy_roundrobin", "haproxy", balance="roundrobin"),
@@ -86,6 +89,8 @@ SCENARIOS = [
     Scenario("c16", "16 RPCs in flight, 4 backends", concurrency=16, rpcs=40000),
     Scenario("slow1of4", "16 in flight, backend-0 of 4 adds 2 ms",
              concurrency=16, rpcs=20000, delays_ms=(2,), quality=True),
+    Scenario("slow2of8", "16 in flight, backends 0 and 1 of 8 add 2 ms",
+             concurrency=16, rpcs=20000, backends=8, delays_ms=(2, 2), quality=True),
 ]
 
 
@@ -283,16 +288,19 @@ def measure(client_bin, target, config, scenario, rpcs, backends, proxy):
 # Runs with an event in the middle (failover.py, outliers.py)
 # --------------------------------------------------------------------------
 
-def run_with_event(cmd, event, duration_ms, what, at_s=1.5, min_after_ms=2000):
+def run_with_events(cmd, events, duration_ms, what, min_after_ms=2000):
     """Runs greeter_client `cmd` (which must have --duration_ms=duration_ms
-    and --timeline_ms) and calls event() `at_s` seconds after launching it,
-    after its warm-up. Returns the report and when the event happened, in ms
-    since the start of the measurement."""
+    and --timeline_ms) and calls each event() of `events`, a list of
+    (seconds after the previous one, or after the launch, event), after its
+    warm-up. Returns the report and when each event happened, in ms since
+    the start of the measurement."""
     client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    at_unix_ms = []
     try:
-        time.sleep(at_s)
-        event_unix_ms = time.time() * 1000.0
-        event()
+        for wait_s, event in events:
+            time.sleep(wait_s)
+            at_unix_ms.append(time.time() * 1000.0)
+            event()
         out, err = client.communicate(timeout=120)
     finally:
         if client.poll() is None:
@@ -301,11 +309,18 @@ def run_with_event(cmd, event, duration_ms, what, at_s=1.5, min_after_ms=2000):
     if client.returncode != 0:
         raise RuntimeError(f"{what}: greeter_client failed: {err[-2000:]}")
     report = json.loads(out)
-    offset = event_unix_ms - report["timeline"]["start_unix_ms"]
-    if not 0 < offset < duration_ms - min_after_ms:
-        raise RuntimeError(f"{what}: the event ({offset:.0f} ms after the start) missed the "
-                           "measurement window; the warm-up took too long")
-    return report, offset
+    offsets = [t - report["timeline"]["start_unix_ms"] for t in at_unix_ms]
+    if not 0 < offsets[0] and offsets[-1] < duration_ms - min_after_ms:
+        raise RuntimeError(f"{what}: the events ({', '.join(f'{o:.0f}' for o in offsets)} ms "
+                           "after the start) missed the measurement window; the warm-up took "
+                           "too long")
+    return report, offsets
+
+
+def run_with_event(cmd, event, duration_ms, what, at_s=1.5, min_after_ms=2000):
+    """run_with_events() with one event `at_s` seconds after the launch."""
+    report, offsets = run_with_events(cmd, [(at_s, event)], duration_ms, what, min_after_ms)
+    return report, offsets[0]
 
 
 def buckets_after(report, offset_ms):
@@ -322,6 +337,32 @@ def buckets_after(report, offset_ms):
 # --------------------------------------------------------------------------
 # Aggregation and output
 # --------------------------------------------------------------------------
+
+def greeter_bins(build_dir, script, names=("greeter_server", "greeter_client",
+                                           "greeter_control")):
+    """The example binaries a script runs; exits naming the missing one."""
+    bins = tuple(os.path.join(build_dir, "examples/greeter", b) for b in names)
+    for b in bins:
+        if not os.access(b, os.X_OK):
+            sys.exit(f"{script}: {b} is missing; build first")
+    return bins
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def save_results(results, out, markdown_out):
+    """Writes a script's JSON and, unless `markdown_out` is empty,
+    RESULTS.md from the JSON in the same directory."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    if markdown_out:
+        sys.path.insert(0, os.path.dirname(HERE))
+        import render_results
+        render_results.write(markdown_out, os.path.dirname(out))
 
 METRICS = ["qps", "p50_us", "p99_us", "p999_us", "cpu_us_per_rpc_client",
            "cpu_us_per_rpc_proxy", "cpu_us_per_rpc_servers", "cpu_us_per_rpc_total",

@@ -341,10 +341,12 @@ struct Report {
   std::vector<std::set<std::string>> key_to_backends;
   // "CODE: message" in order of first occurrence, with counts.
   std::vector<std::pair<std::string, int64_t>> distinct_errors;
-  // --timeline_ms: per bucket, RPCs finished OK per backend and failed.
+  // --timeline_ms: per bucket, RPCs finished OK per backend and failed,
+  // and the p99 latency of the RPCs that finished in it.
   int64_t start_unix_ms = 0;
   int timeline_ms = 0;
   std::vector<std::pair<std::map<std::string, int64_t>, int64_t>> timeline;
+  std::vector<double> timeline_p99_us;
 };
 
 // Nearest-rank percentile of sorted latencies, in microseconds.
@@ -435,7 +437,8 @@ std::string ToJson(const Report& r) {
                     ",\"bucket_ms\":", r.timeline_ms, ",\"buckets\":[");
     for (size_t b = 0; b < r.timeline.size(); ++b) {
       absl::StrAppend(&out, b > 0 ? "," : "", "{\"ok\":", JsonCounts(r.timeline[b].first),
-                      ",\"failed\":", r.timeline[b].second, "}");
+                      ",\"failed\":", r.timeline[b].second);
+      absl::StrAppendFormat(&out, ",\"p99_us\":%.1f}", r.timeline_p99_us[b]);
     }
     out += "]}";
   }
@@ -582,16 +585,25 @@ int Main() {
     report.start_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                start_unix.time_since_epoch())
                                .count();
+    std::vector<std::vector<Clock::duration>> latencies;
     for (const RpcResult& r : results) {
       const auto bucket = static_cast<size_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(r.done - start).count() /
           options.timeline_ms);
-      if (report.timeline.size() <= bucket) report.timeline.resize(bucket + 1);
+      if (report.timeline.size() <= bucket) {
+        report.timeline.resize(bucket + 1);
+        latencies.resize(bucket + 1);
+      }
+      latencies[bucket].push_back(r.latency);
       if (r.code == grpc::StatusCode::OK) {
         ++report.timeline[bucket].first[r.backend];
       } else {
         ++report.timeline[bucket].second;
       }
+    }
+    for (auto& bucket : latencies) {
+      std::sort(bucket.begin(), bucket.end());
+      report.timeline_p99_us.push_back(PercentileUs(bucket, 0.99));
     }
   }
 

@@ -11,7 +11,15 @@
 //    effective weight weight / (active + 1)^bias. Drawing by weight makes
 //    idle endpoints share traffic in proportion to weight; the formula makes
 //    busy ones carry in-flight load in proportion to weight^(1/bias).
-//  - peak EWMA: cost = EWMA round-trip time * (active + 1) / weight.
+//  - peakEwma (Linkerd's cost): cost = EWMA round-trip time * (active + 1)
+//    / weight.
+//  - latencyEwma (lbkit's): cost = (EWMA round-trip time / weight)^2 *
+//    (active + 1), which orders candidates as rtt * sqrt(active + 1) /
+//    weight. A measured round-trip time already includes the queueing that
+//    the calls in flight cause on a busy server, so counting each of them
+//    in full counts that load twice; the square root keeps the in-flight
+//    count as the instant signal between two samples without letting it
+//    outweigh a latency difference (docs/latency-aware.md).
 //
 //   LeastRequestChooser chooser({1, 1, 1, 1}, {/*choice_count=*/2, /*bias=*/1.0});
 //   size_t i = chooser.Choose([&](size_t j) { return in_flight[j]; },
@@ -88,6 +96,7 @@ class WeightedSampler {
 struct LeastRequestOptions {
   int choice_count = 2;            // 2..10
   double active_request_bias = 1.0;  // >= 0
+  bool squared_latency = false;    // latencyEwma's cost
 };
 
 class LeastRequestChooser {
@@ -144,7 +153,10 @@ class LeastRequestChooser {
   // The cost Choose() compares; lower wins.
   double Cost(size_t i, int64_t active, double ewma_ns) const {
     const double a = static_cast<double>(active < 0 ? 0 : active);
-    if (ewma_ns > 0) return ewma_ns * (a + 1) * inverse_weight_[i];
+    if (ewma_ns > 0) {
+      const double latency = ewma_ns * inverse_weight_[i];
+      return options_.squared_latency ? latency * latency * (a + 1) : latency * (a + 1);
+    }
     if (sampler_.uniform()) return a;
     if (active <= 0) return 0;
     const double bias = options_.active_request_bias;

@@ -1,9 +1,14 @@
 // Round-robin rotation over a fixed set of N choices.
 //
-// The cursor hands out indices 0..N-1 in turn from a starting offset. It is
-// safe to call Next() from several threads at once: each caller takes a
-// distinct ticket from one relaxed atomic counter, so any N consecutive
-// tickets cover every index exactly once, however the threads interleave.
+// The cursor hands out indices 0..N-1 in turn from a starting offset: any
+// N consecutive calls cover every index exactly once when the calls are
+// serialised, as gRPC 1.51's channel serialises picks (under its data-plane
+// lock). Next() is also safe from several threads at once, without a
+// locked instruction (one cost as much as the rest of a pick): two callers
+// racing may read the same position and take the same index, a lost step
+// that falls on a random index, so the rotation stays even on average
+// rather than exactly. The position is 32-bit: after 2^32 picks the
+// rotation skips ahead once, by 2^32 mod N places, and goes on evenly.
 //
 //   lbkit::algorithms::RoundRobinCursor cursor(/*size=*/3, /*start=*/1);
 //   cursor.Next();  // 1
@@ -28,7 +33,9 @@ class RoundRobinCursor {
   // the same moment, do not all send their first request to the same
   // endpoint (grpc-go issue 2580).
   RoundRobinCursor(size_t size, size_t start)
-      : size_(size == 0 ? 1 : size), next_(start % size_) {}
+      : size_(static_cast<uint32_t>(size == 0 ? 1 : size)),
+        inverse_(UINT64_MAX / size_ + 1),
+        next_(static_cast<uint32_t>(start % size_)) {}
 
   RoundRobinCursor(const RoundRobinCursor&) = delete;
   RoundRobinCursor& operator=(const RoundRobinCursor&) = delete;
@@ -36,15 +43,19 @@ class RoundRobinCursor {
   size_t size() const { return size_; }
 
   size_t Next() {
-    // A 64-bit ticket never wraps in practice (2^64 picks), so the modulo
-    // stays uniform.
-    return static_cast<size_t>(next_.fetch_add(1, std::memory_order_relaxed) %
-                               size_);
+    // ticket mod N without a division (Lemire, Kaser and Kurz, "Faster
+    // remainder by direct computation", 2019): a 64-bit division is most of
+    // a pick's cost otherwise.
+    const uint32_t ticket = next_.load(std::memory_order_relaxed);
+    next_.store(ticket + 1, std::memory_order_relaxed);
+    const uint64_t low = inverse_ * ticket;
+    return static_cast<size_t>((static_cast<unsigned __int128>(low) * size_) >> 64);
   }
 
  private:
-  const uint64_t size_;
-  std::atomic<uint64_t> next_;
+  const uint32_t size_;
+  const uint64_t inverse_;  // 2^64 / size_, rounded up
+  std::atomic<uint32_t> next_;
 };
 
 }  // namespace lbkit::algorithms

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -76,11 +77,202 @@ const char* CodeName(int code) {
 
 }  // namespace
 
-void EndpointStats::CallFinished(int code, int64_t duration_ns) {
-  in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  if (code >= 0 && code < kNumStatusCodes) {
-    finished_[code].fetch_add(1, std::memory_order_relaxed);
+//
+// Pick cells and the graveyard
+//
+
+namespace internal {
+namespace {
+
+// Every thread's table, the table exited threads folded into, and the
+// endpoint stats released while calls were still counting on them.
+struct CellRegistry {
+  std::mutex mu;
+  std::vector<ThreadCells*> threads;
+  ThreadCells exited;
+  std::vector<uint32_t> free_slots;
+  uint32_t next_slot = 0;
+
+  CellRegistry() { exited.shared = true; }
+};
+
+CellRegistry& Cells() {
+  static CellRegistry* registry = new CellRegistry();
+  return *registry;
+}
+
+struct PickSum {
+  uint64_t picks = 0;
+  uint64_t abandoned = 0;
+};
+
+// Adds every table's cell for `slot`; `mu` held.
+PickSum SumCells(CellRegistry& r, uint32_t slot) {
+  PickSum sum;
+  auto add = [&](const ThreadCells* t) {
+    const ThreadCells::Chunk* chunk =
+        t->chunks[slot / ThreadCells::kChunkSlots].load(std::memory_order_acquire);
+    if (chunk == nullptr) return;
+    const PickCell& c = (*chunk)[slot % ThreadCells::kChunkSlots];
+    sum.picks += c.picks.load(std::memory_order_acquire);
+    sum.abandoned += c.abandoned.load(std::memory_order_acquire);
+  };
+  add(&r.exited);
+  for (const ThreadCells* t : r.threads) add(t);
+  return sum;
+}
+
+// Folds a thread's counts into the shared table when it exits, so that
+// they outlive it; later counts on this thread go to the shared table.
+struct ThreadCellsOwner {
+  ThreadCells* cells = nullptr;
+  ~ThreadCellsOwner() {
+    if (cells == nullptr) return;
+    CellRegistry& r = Cells();
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (size_t k = 0; k < ThreadCells::kMaxChunks; ++k) {
+      ThreadCells::Chunk* chunk = cells->chunks[k].load(std::memory_order_relaxed);
+      if (chunk == nullptr) continue;
+      for (size_t i = 0; i < ThreadCells::kChunkSlots; ++i) {
+        PickCell& to = CellSlow(&r.exited, static_cast<uint32_t>(k * ThreadCells::kChunkSlots + i));
+        to.picks.fetch_add((*chunk)[i].picks.load(std::memory_order_relaxed));
+        to.abandoned.fetch_add((*chunk)[i].abandoned.load(std::memory_order_relaxed));
+      }
+      delete chunk;
+    }
+    r.threads.erase(std::find(r.threads.begin(), r.threads.end(), cells));
+    delete cells;
+    tls_cells = &r.exited;
   }
+};
+thread_local ThreadCellsOwner tls_cells_owner;
+
+}  // namespace
+
+ThreadCells* RegisterThreadCells() {
+  CellRegistry& r = Cells();
+  auto* cells = new ThreadCells();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.threads.push_back(cells);
+  }
+  tls_cells_owner.cells = cells;
+  tls_cells = cells;
+  return cells;
+}
+
+// A new chunk is published with release, so a reader either sees no chunk
+// or a zeroed one.
+PickCell& CellSlow(ThreadCells* cells, uint32_t slot) {
+  std::atomic<ThreadCells::Chunk*>& entry = cells->chunks[slot / ThreadCells::kChunkSlots];
+  ThreadCells::Chunk* chunk = entry.load(std::memory_order_acquire);
+  if (chunk == nullptr) {
+    // The exited table is reached from any thread at once (threads past
+    // their exit, a folding thread): publish with a CAS.
+    auto* fresh = new ThreadCells::Chunk();
+    if (entry.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel)) {
+      chunk = fresh;
+    } else {
+      delete fresh;
+    }
+  }
+  return (*chunk)[slot % ThreadCells::kChunkSlots];
+}
+
+}  // namespace internal
+
+struct Graveyard {
+  // `mu` of the cell registry guards it.
+  static std::vector<EndpointStats*>& Dead() {
+    static auto* dead = new std::vector<EndpointStats*>();
+    return *dead;
+  }
+
+  // Frees what no call counts on any more; its slot is zeroed in every
+  // table and reused. `mu` held.
+  static void Sweep(internal::CellRegistry& r) {
+    std::vector<EndpointStats*>& dead = Dead();
+    for (size_t i = 0; i < dead.size();) {
+      EndpointStats* e = dead[i];
+      const internal::PickSum sum = internal::SumCells(r, e->slot_);
+      uint64_t done = sum.abandoned;
+      for (int c = 0; c < kNumStatusCodes; ++c) done += e->finished_[c].load(std::memory_order_acquire);
+      if (done != sum.picks) {
+        ++i;
+        continue;
+      }
+      auto zero = [&](internal::ThreadCells* t) {
+        internal::ThreadCells::Chunk* chunk =
+            t->chunks[e->slot_ / internal::ThreadCells::kChunkSlots].load(std::memory_order_acquire);
+        if (chunk == nullptr) return;
+        internal::PickCell& c = (*chunk)[e->slot_ % internal::ThreadCells::kChunkSlots];
+        c.picks.store(0, std::memory_order_relaxed);
+        c.abandoned.store(0, std::memory_order_relaxed);
+      };
+      zero(&r.exited);
+      for (internal::ThreadCells* t : r.threads) zero(t);
+      r.free_slots.push_back(e->slot_);
+      delete e;
+      dead[i] = dead.back();
+      dead.pop_back();
+    }
+  }
+
+  static void Bury(EndpointStats* e) {
+    internal::CellRegistry& r = internal::Cells();
+    std::lock_guard<std::mutex> lock(r.mu);
+    Dead().push_back(e);
+    Sweep(r);
+  }
+};
+
+std::shared_ptr<EndpointStats> EndpointStats::Create(std::string address, std::string locality,
+                                                     std::map<std::string, std::string> labels,
+                                                     uint32_t weight) {
+  internal::CellRegistry& r = internal::Cells();
+  uint32_t slot;
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    Graveyard::Sweep(r);
+    if (!r.free_slots.empty()) {
+      slot = r.free_slots.back();
+      r.free_slots.pop_back();
+    } else {
+      slot = r.next_slot++;
+    }
+  }
+  // Past 262,144 live endpoint stats (a leak elsewhere, in practice) the
+  // process stops rather than count into another endpoint's cells.
+  if (slot >= internal::ThreadCells::kChunkSlots * internal::ThreadCells::kMaxChunks) {
+    gpr_log(GPR_ERROR, "lbkit: more than %zu endpoint stats alive at once",
+            internal::ThreadCells::kChunkSlots * internal::ThreadCells::kMaxChunks);
+    abort();
+  }
+  return std::shared_ptr<EndpointStats>(
+      new EndpointStats(Key(), slot, std::move(address), std::move(locality), std::move(labels),
+                        weight),
+      [](EndpointStats* e) { Graveyard::Bury(e); });
+}
+
+uint64_t EndpointStats::picks() const {
+  internal::CellRegistry& r = internal::Cells();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return internal::SumCells(r, slot_).picks;
+}
+
+int64_t EndpointStats::in_flight() const {
+  internal::CellRegistry& r = internal::Cells();
+  std::lock_guard<std::mutex> lock(r.mu);
+  const internal::PickSum sum = internal::SumCells(r, slot_);
+  int64_t in_flight = static_cast<int64_t>(sum.picks - sum.abandoned);
+  for (int c = 0; c < kNumStatusCodes; ++c) in_flight -= static_cast<int64_t>(finished(c));
+  // Read one counter after another while calls finish: never below 0.
+  return std::max<int64_t>(0, in_flight);
+}
+
+// The status code is counted last, with release: it ends the call's use
+// of the object (the graveyard frees it once every pick is matched).
+void EndpointStats::CallFinished(int code, int64_t duration_ns) {
   const double seconds = static_cast<double>(duration_ns) * 1e-9;
   const size_t bucket = static_cast<size_t>(
       std::lower_bound(kLatencyBounds.begin(), kLatencyBounds.end(), seconds) -
@@ -88,6 +280,8 @@ void EndpointStats::CallFinished(int code, int64_t duration_ns) {
   latency_[bucket].fetch_add(1, std::memory_order_relaxed);
   latency_sum_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, duration_ns)),
                             std::memory_order_relaxed);
+  if (code < 0 || code >= kNumStatusCodes) code = 2;  // UNKNOWN
+  finished_[code].fetch_add(1, std::memory_order_release);
 }
 
 std::shared_ptr<PolicyStats> PolicyStats::Register(std::string policy, bool counts_calls) {
@@ -160,30 +354,39 @@ std::vector<PolicyStats::Snapshot> PolicyStats::ReadAll() {
 
 namespace {
 
-std::atomic<bool>& EnabledFlag() {
-  static std::atomic<bool>* flag = [] {
+// LBKIT_STATS, read once.
+bool EnabledByEnvironment() {
+  static const bool on = [] {
     const char* env = std::getenv("LBKIT_STATS");
-    if (env == nullptr) return new std::atomic<bool>(true);
+    if (env == nullptr) return true;
     const std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(env));
-    bool on = true;
-    if (value == "0" || value == "off" || value == "false" || value == "no") {
-      on = false;
-    } else if (!(value.empty() || value == "1" || value == "on" || value == "true" ||
-                 value == "yes")) {
+    if (value == "0" || value == "off" || value == "false" || value == "no") return false;
+    if (!(value.empty() || value == "1" || value == "on" || value == "true" || value == "yes")) {
       // A typo must not silently leave counting on (or off).
       gpr_log(GPR_ERROR, "lbkit: LBKIT_STATS=\"%s\" is not 0/off/false/no or 1/on/true/yes; "
               "counting stays on",
               env);
     }
-    return new std::atomic<bool>(on);
+    return true;
   }();
-  return *flag;
+  return on;
 }
 
 }  // namespace
 
-bool Enabled() { return EnabledFlag().load(std::memory_order_relaxed); }
-void SetEnabled(bool enabled) { EnabledFlag().store(enabled, std::memory_order_relaxed); }
+namespace internal {
+bool ReadEnabled() {
+  int expected = -1;
+  enabled_state.compare_exchange_strong(expected, EnabledByEnvironment() ? 1 : 0,
+                                        std::memory_order_relaxed);
+  return enabled_state.load(std::memory_order_relaxed) != 0;
+}
+}  // namespace internal
+
+void SetEnabled(bool enabled) {
+  EnabledByEnvironment();  // still reported if malformed
+  internal::enabled_state.store(enabled ? 1 : 0, std::memory_order_relaxed);
+}
 
 std::string JsonString(absl::string_view s) {
   std::string out = "\"";
@@ -269,7 +472,10 @@ std::string DumpJson() {
           ",\"state\":", JsonString(ConnectivityName(e->connectivity())),
           ",\"health\":", JsonString(HealthName(e->health())), ",\"ejected\":", ejected,
           ",\"picks\":", e->picks(), ",\"in_flight\":", e->in_flight(),
-          ",\"finished\":", finished, ",\"by_code\":{", absl::StrJoin(codes, ","),
+          ",\"finished\":", finished, ",\"latency_estimate_ms\":",
+          e->latency_estimate_ns() < 0 ? std::string("null")
+                                       : absl::StrFormat("%.3f", e->latency_estimate_ns() * 1e-6),
+          ",\"by_code\":{", absl::StrJoin(codes, ","),
           "},\"latency\":{\"bounds_seconds\":[", absl::StrJoin(kLatencyBounds, ","),
           "],\"counts\":[", absl::StrJoin(buckets, ","), "],\"sum_seconds\":",
           absl::StrFormat("%.6f", e->latency_sum_ns() * 1e-9), "}}"));
@@ -327,7 +533,7 @@ std::string Prometheus() {
                              "\"} ", e.finished(c), "\n");
            }
          });
-  family("lbkit_endpoint_in_flight", "gauge", "Calls to the endpoint started and not finished.",
+  family("lbkit_endpoint_in_flight", "gauge", "Calls picked for the endpoint and not yet finished.",
          [&](const auto&, const EndpointStats& e, const std::string& l) {
            absl::StrAppend(&out, "lbkit_endpoint_in_flight{", l, "} ", e.in_flight(), "\n");
          });

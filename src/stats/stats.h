@@ -3,14 +3,16 @@
 // lbkit::PrometheusText() read (include/lbkit/stats.h).
 //
 // The data path only touches atomics in objects it already holds: a pick
-// increments its endpoint's `picks`; a call tracker from a per-thread pool
-// (no allocation in steady state) counts the call in flight, its status code
-// and its duration. Everything else (registration, endpoint lists, state
-// changes) happens on the policies' WorkSerializers, under one registry
-// mutex that readers take too.
+// adds to this thread's own pick cell for the endpoint (no locked
+// instruction); a call tracker from a per-thread pool (no allocation in
+// steady state) holding a raw pointer counts the call's status code and
+// duration when it finishes (docs/stats.md has the design and its costs).
+// Everything else (registration, endpoint lists, state changes) happens on
+// the policies' WorkSerializers, under one registry mutex that readers take
+// too.
 //
 //   auto policy = stats::PolicyStats::Register("lbkit_round_robin", /*counts_calls=*/true);
-//   auto endpoint = std::make_shared<stats::EndpointStats>(
+//   auto endpoint = stats::EndpointStats::Create(
 //       "10.0.0.1:80", "us-east/a", std::map<std::string, std::string>{}, /*weight=*/1);
 //   policy->SetEndpoints({endpoint});
 //   ... in a picker (policies/common/call_counter.h):
@@ -48,25 +50,76 @@ inline constexpr std::array<double, 14> kLatencyBounds = {
 // Health as lbkit sees it, for the dump and the metrics.
 enum class Health : int { kNotChecked = 0, kUnknown = 1, kHealthy = 2, kUnhealthy = 3 };
 
+namespace internal {
+
+// The two counters every pick touches, kept per thread so that a pick
+// costs no locked instruction: a thread adds to its own cell with a plain
+// load and store, and readers add up every thread's cells (under the cell
+// registry's mutex). A thread that exits folds its cells into a shared
+// table, which is then added to with atomic read-modify-writes.
+struct PickCell {
+  std::atomic<uint64_t> picks{0};
+  std::atomic<uint64_t> abandoned{0};  // picks whose call never finished
+};
+
+struct ThreadCells {
+  static constexpr size_t kChunkSlots = 256;
+  static constexpr size_t kMaxChunks = 1024;  // 262,144 endpoint stats alive at once
+  using Chunk = std::array<PickCell, kChunkSlots>;
+  std::array<std::atomic<Chunk*>, kMaxChunks> chunks{};
+  bool shared = false;  // the table of exited threads: atomic adds
+};
+
+// This thread's table (null until its first count).
+inline thread_local ThreadCells* tls_cells = nullptr;
+ThreadCells* RegisterThreadCells();
+PickCell& CellSlow(ThreadCells* cells, uint32_t slot);
+
+inline void AddToCell(ThreadCells* cells, std::atomic<uint64_t>& counter) {
+  if (cells->shared) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // Only this thread writes this cell.
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+}
+
+inline PickCell& Cell(ThreadCells* cells, uint32_t slot) {
+  ThreadCells::Chunk* chunk =
+      cells->chunks[slot / ThreadCells::kChunkSlots].load(std::memory_order_relaxed);
+  if (chunk == nullptr) return CellSlow(cells, slot);
+  return (*chunk)[slot % ThreadCells::kChunkSlots];
+}
+
+}  // namespace internal
+
+// One endpoint's counters, shared by the pickers and call trackers of the
+// policy that owns it and by the readers of DumpState()/PrometheusText().
+//
+// Lifetime: Create() returns a shared_ptr whose release does not free the
+// object at once. A call tracker holds only a raw pointer (a shared_ptr
+// copy per call was two locked instructions); the released object waits
+// until every call picked for it has finished or been abandoned, and is
+// freed by the next Create() or dump after that.
 class EndpointStats {
  public:
-  EndpointStats(std::string address, std::string locality,
-                std::map<std::string, std::string> labels, uint32_t weight)
-      : address_(std::move(address)),
-        locality_(std::move(locality)),
-        labels_(std::move(labels)),
-        weight_(weight) {}
+  static std::shared_ptr<EndpointStats> Create(std::string address, std::string locality,
+                                               std::map<std::string, std::string> labels,
+                                               uint32_t weight);
 
   const std::string& address() const { return address_; }
   const std::string& locality() const { return locality_; }
   const std::map<std::string, std::string>& labels() const { return labels_; }
   uint32_t weight() const { return weight_; }
 
-  // Data path.
-  void CountPick() { picks_.fetch_add(1, std::memory_order_relaxed); }
-  void CallStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  // Data path. Every CountPick() is matched by exactly one CallFinished()
+  // or CallAbandoned(), after which the caller must not touch the object.
+  void CountPick() { Count(&internal::PickCell::picks); }
   void CallFinished(int code, int64_t duration_ns);
-  void CallAbandoned() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+  void CallAbandoned() { Count(&internal::PickCell::abandoned); }
+  // A latency-aware policy's current estimate for the endpoint, shown in
+  // the dump; negative: none.
+  void SetLatencyEstimate(double ns) { latency_estimate_ns_.store(ns, std::memory_order_relaxed); }
 
   // Control plane.
   void SetConnectivity(grpc_connectivity_state s) { connectivity_.store(s); }
@@ -78,11 +131,15 @@ class EndpointStats {
   }
 
   // Readers.
-  uint64_t picks() const { return picks_.load(std::memory_order_relaxed); }
-  int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+  uint64_t picks() const;
+  // Calls picked and not yet finished or abandoned.
+  int64_t in_flight() const;
   uint64_t finished(int code) const { return finished_[code].load(std::memory_order_relaxed); }
   uint64_t latency_bucket(size_t i) const { return latency_[i].load(std::memory_order_relaxed); }
   uint64_t latency_sum_ns() const { return latency_sum_ns_.load(std::memory_order_relaxed); }
+  double latency_estimate_ns() const {
+    return latency_estimate_ns_.load(std::memory_order_relaxed);
+  }
   grpc_connectivity_state connectivity() const {
     return static_cast<grpc_connectivity_state>(connectivity_.load());
   }
@@ -91,19 +148,42 @@ class EndpointStats {
   int64_t ejected_until_unix_ms() const { return ejected_until_unix_ms_.load(); }
   uint32_t times_ejected() const { return times_ejected_.load(); }
 
+  // Only Create() makes them (the passkey keeps make_shared out: its
+  // objects would be freed with calls still counting on them).
+  class Key {
+    friend class EndpointStats;
+    Key() = default;
+  };
+  EndpointStats(Key, uint32_t slot, std::string address, std::string locality,
+                std::map<std::string, std::string> labels, uint32_t weight)
+      : slot_(slot),
+        address_(std::move(address)),
+        locality_(std::move(locality)),
+        labels_(std::move(labels)),
+        weight_(weight) {}
+
  private:
+  friend struct Graveyard;
+
+  void Count(std::atomic<uint64_t> internal::PickCell::*counter) {
+    internal::ThreadCells* cells = internal::tls_cells;
+    if (cells == nullptr) cells = internal::RegisterThreadCells();
+    internal::AddToCell(cells, internal::Cell(cells, slot_).*counter);
+  }
+  // Every call picked has finished or been abandoned.
+  bool Quiescent() const;
+
+  const uint32_t slot_;  // its cells in every thread's table
   const std::string address_;
   const std::string locality_;
   const std::map<std::string, std::string> labels_;
   const uint32_t weight_;
 
-  // Each counter written by many threads gets its own cache line, so that
-  // picks and finishes on different threads do not bounce one line.
-  alignas(64) std::atomic<uint64_t> picks_{0};
-  alignas(64) std::atomic<int64_t> in_flight_{0};
+  // Each group written on the call path gets its own cache line.
   alignas(64) std::array<std::atomic<uint64_t>, kNumStatusCodes> finished_{};
   std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_{};
   std::atomic<uint64_t> latency_sum_ns_{0};
+  alignas(64) std::atomic<double> latency_estimate_ns_{-1};
 
   std::atomic<int> connectivity_{GRPC_CHANNEL_CONNECTING};
   std::atomic<int> health_{static_cast<int>(Health::kNotChecked)};
@@ -168,7 +248,15 @@ class PolicyStats {
 // Whether pickers count calls (on unless LBKIT_STATS=0 or SetEnabled(false)):
 // for the applications where a pick's last 20 ns matter more than seeing
 // where calls went. State, health and ejections are reported either way.
-bool Enabled();
+namespace internal {
+// -1 until LBKIT_STATS is read; then 0 or 1.
+inline std::atomic<int> enabled_state{-1};
+bool ReadEnabled();
+}  // namespace internal
+inline bool Enabled() {
+  const int state = internal::enabled_state.load(std::memory_order_relaxed);
+  return state < 0 ? internal::ReadEnabled() : state != 0;
+}
 void SetEnabled(bool enabled);
 
 // A part of lbkit that is not a policy (a resolver's watches) adds a

@@ -1,10 +1,11 @@
 #include "algorithms/least_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <vector>
 
-#include "algorithms/peak_ewma.h"
+#include "algorithms/rtt_ewma.h"
 #include "algorithms/random.h"
 #include "gtest/gtest.h"
 
@@ -131,22 +132,27 @@ TEST(ThreadRandom, SeedingMakesTheSequenceReproducible) {
   EXPECT_EQ(ThreadRandom(), b);
 }
 
-TEST(PeakEwma, SlowerSampleCountsAtOnceAndDecaysBackOverDecay) {
+constexpr RttEwma::Mode kPeak = RttEwma::Mode::kPeak;
+constexpr RttEwma::Mode kMean = RttEwma::Mode::kMean;
+
+// tower's PeakEwma, step by step.
+TEST(RttEwma, PeakSlowerSampleCountsAtOnceAndDecaysBackOverDecay) {
   constexpr double kDecay = 10e9;  // 10 s
-  PeakEwma ewma(kDecay, 30e6, /*now_ns=*/0);
+  RttEwma ewma(kPeak, kDecay, 30e6, /*now_ns=*/0);
   EXPECT_DOUBLE_EQ(ewma.Estimate(0), 30e6);
   // Peak: a slower sample replaces the estimate immediately.
   ewma.Observe(200e6, 1000);
   EXPECT_DOUBLE_EQ(ewma.Estimate(1000), 200e6);
   // Idle for one decay constant: down by a factor e.
-  EXPECT_NEAR(ewma.Estimate(1000 + static_cast<int64_t>(kDecay)), 200e6 / M_E, 1);
+  EXPECT_NEAR(ewma.Estimate(1000 + static_cast<int64_t>(kDecay)), 200e6 / M_E, 200);
   // A faster sample after one decay constant blends with weight 1 - 1/e.
   const int64_t t = 1000 + static_cast<int64_t>(kDecay);
   ewma.Observe(10e6, t);
   const double w = std::exp(-1.0);
-  EXPECT_NEAR(ewma.Estimate(t), 200e6 * w + 10e6 * (1 - w), 1);
-  // Many fast samples close together barely move it at once...
-  PeakEwma fresh(kDecay, 100e6, 0);
+  EXPECT_NEAR(ewma.Estimate(t), 200e6 * w + 10e6 * (1 - w), 200);
+  // Many fast samples close together barely move it at once: the default
+  // RTT is tower's starting estimate, not a placeholder...
+  RttEwma fresh(kPeak, kDecay, 100e6, 0);
   fresh.Observe(1e6, 1000000);  // 1 ms later
   EXPECT_GT(fresh.Estimate(1000000), 99e6);
   // ...but the estimate converges to the fast rtt over several decays.
@@ -154,20 +160,82 @@ TEST(PeakEwma, SlowerSampleCountsAtOnceAndDecaysBackOverDecay) {
   EXPECT_NEAR(fresh.Estimate(50 * static_cast<int64_t>(kDecay)), 1e6, 1e4);
 }
 
-TEST(PeakEwma, EstimateNeverReachesZero) {
-  PeakEwma ewma(1e9, 30e6, 0);
-  // 10,000 decay periods idle: the product underflows, the estimate does not.
-  EXPECT_GE(ewma.Estimate(static_cast<int64_t>(1e13)), 1.0);
+// lbkit's latencyEwma: the first sample replaces the default, slower
+// samples blend in like faster ones (no peak rule), and each weighs at
+// least a twentieth, or its time weight when that is more.
+TEST(RttEwma, MeanStartsFromTheFirstSampleAndBlendsBothWays) {
+  constexpr double kDecay = 1e9;  // 1 s
+  RttEwma ewma(kMean, kDecay, 30e6, 0);
+  EXPECT_DOUBLE_EQ(ewma.Estimate(0), 30e6);
+  EXPECT_DOUBLE_EQ(ewma.Observe(1e6, 1000), 1e6);
+  EXPECT_DOUBLE_EQ(ewma.Estimate(1000), 1e6);
+  // A 50 ms outlier 1 ms later (time weight 0.1%) moves it by a twentieth.
+  EXPECT_NEAR(ewma.Observe(50e6, 1001000), 0.95 * 1e6 + 0.05 * 50e6, 1);
+  // A sample after a quiet second weighs 1 - 1/e.
+  const double before = ewma.Estimate(1001000);
+  const double w = std::exp(-1.0);
+  EXPECT_NEAR(ewma.Observe(1e6, 1001000 + 1000000000), before * w + 1e6 * (1 - w), 1);
+  // A busy backend that turns 3x slower: 20 calls 1 ms apart take the
+  // estimate from 1 ms to 3 - 2 * 0.95^20 ms.
+  RttEwma slow(kMean, kDecay, 30e6, 0);
+  slow.Observe(1e6, 0);
+  for (int i = 1; i <= 20; ++i) slow.Observe(3e6, i * 1000000);
+  EXPECT_NEAR(slow.Estimate(20 * 1000000), 3e6 - 2e6 * std::pow(0.95, 20), 1e3);
 }
 
-TEST(PeakEwma, ConfigureRestartsOnlyWhenParametersChange) {
-  PeakEwma ewma;
-  ewma.Configure(1e9, 5e6, 0);
+TEST(RttEwma, EstimateNeverReachesZero) {
+  for (RttEwma::Mode mode : {kPeak, kMean}) {
+    RttEwma ewma(mode, 1e9, 30e6, 0);
+    // 10,000 decay periods idle: the product underflows, the estimate does not.
+    EXPECT_GE(ewma.Estimate(static_cast<int64_t>(1e13)), 1.0);
+  }
+}
+
+TEST(RttEwma, ConfigureRestartsOnlyWhenParametersChange) {
+  RttEwma ewma;
+  ewma.Configure(kPeak, 1e9, 5e6, 0);
   ewma.Observe(50e6, 10);
-  ewma.Configure(1e9, 5e6, 20);  // same: keeps what was learned
+  ewma.Configure(kPeak, 1e9, 5e6, 20);  // same: keeps what was learned
   EXPECT_DOUBLE_EQ(ewma.Estimate(10), 50e6);
-  ewma.Configure(2e9, 5e6, 30);  // changed: starts again
+  ewma.Configure(kPeak, 2e9, 5e6, 30);  // changed: starts again
   EXPECT_DOUBLE_EQ(ewma.Estimate(30), 5e6);
+  ewma.Configure(kMean, 2e9, 5e6, 40);  // another estimator: starts again
+  EXPECT_DOUBLE_EQ(ewma.Estimate(40), 5e6);
+  EXPECT_DOUBLE_EQ(ewma.Observe(2e6, 50), 2e6);  // and is seeded by its first sample
+}
+
+TEST(ExpNegative, MatchesStdExpToARelativeMillionth) {
+  double worst = 0;
+  for (double x = 0; x < 700; x += 1e-4 * (1 + x)) {
+    const double expected = std::exp(-x);
+    worst = std::max(worst, std::fabs(ExpNegative(x) - expected) / expected);
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_EQ(ExpNegative(1e9), 0.0);
+  EXPECT_EQ(ExpNegative(0), 1.0);
+}
+
+// latencyEwma's cost orders candidates as rtt * sqrt(in flight + 1): a
+// backend 3x slower loses to a fast one until the fast one has 8 more
+// calls in flight than it (Linkerd's rtt * (in flight + 1): 2 more).
+TEST(LeastRequestChooser, SquaredLatencyWeighsLatencyOverLoad) {
+  LeastRequestOptions options;
+  options.choice_count = 2;
+  options.squared_latency = true;
+  LeastRequestChooser chooser({1, 1}, options);
+  auto winner = [&](int64_t fast_in_flight, int64_t slow_in_flight) {
+    return chooser.Choose(
+        [&](size_t i) { return i == 0 ? fast_in_flight : slow_in_flight; },
+        [](size_t i) { return i == 0 ? 1e6 : 3e6; });
+  };
+  EXPECT_EQ(winner(0, 0), 0u);
+  EXPECT_EQ(winner(7, 0), 0u);  // 1 * sqrt(8) < 3 * sqrt(1)
+  EXPECT_EQ(winner(9, 0), 1u);  // 1 * sqrt(10) > 3
+  options.squared_latency = false;
+  LeastRequestChooser linear({1, 1}, options);
+  EXPECT_EQ(linear.Choose([](size_t i) { return i == 0 ? int64_t{3} : int64_t{0}; },
+                          [](size_t i) { return i == 0 ? 1e6 : 3e6; }),
+            1u);  // 1 * 4 > 3 * 1
 }
 
 }  // namespace

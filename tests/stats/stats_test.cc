@@ -7,6 +7,8 @@
 
 #include <regex>
 #include <set>
+#include <thread>
+#include <vector>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -26,22 +28,24 @@ using Tracker = grpc_core::LoadBalancingPolicy::SubchannelCallTrackerInterface;
 void Finish(Tracker* t, absl::Status status) { t->Finish({std::move(status), nullptr, nullptr}); }
 
 TEST(CallCounter, CountsPicksCallsCodesAndInFlight) {
-  auto e = std::make_shared<EndpointStats>("10.0.0.1:80", "r/z", std::map<std::string, std::string>{{"version", "v1"}}, 3);
+  auto e = EndpointStats::Create("10.0.0.1:80", "r/z", std::map<std::string, std::string>{{"version", "v1"}}, 3);
   auto a = CountCall(e, nullptr);
   auto b = CountCall(e, nullptr);
   auto c = CountCall(e, nullptr);
   EXPECT_EQ(e->picks(), 3u);
+  // In flight from the pick: the channel may take a while to start a call.
+  EXPECT_EQ(e->in_flight(), 3);
   a->Start();
   b->Start();
-  EXPECT_EQ(e->in_flight(), 2);
   Finish(a.get(), absl::OkStatus());
   Finish(b.get(), absl::UnavailableError("x"));
-  EXPECT_EQ(e->in_flight(), 0);
+  EXPECT_EQ(e->in_flight(), 1);
   EXPECT_EQ(e->finished(0), 1u);
   EXPECT_EQ(e->finished(14), 1u);  // UNAVAILABLE
   // A pick the channel re-queued: never started, never counted as a call.
   c.reset();
   EXPECT_EQ(e->in_flight(), 0);
+  EXPECT_EQ(e->picks(), 3u);
   // A started call whose tracker goes without Finish (cancelled stream).
   auto d = CountCall(e, nullptr);
   d->Start();
@@ -61,7 +65,7 @@ TEST(CallCounter, ForwardsToThePolicysOwnTracker) {
     void Finish(FinishArgs) override { ++*finishes; }
   };
   int starts = 0, finishes = 0;
-  auto e = std::make_shared<EndpointStats>("a:1", "", std::map<std::string, std::string>{}, 1);
+  auto e = EndpointStats::Create("a:1", "", std::map<std::string, std::string>{}, 1);
   auto t = CountCall(e, std::make_unique<Inner>(&starts, &finishes));
   t->Start();
   Finish(t.get(), absl::OkStatus());
@@ -70,17 +74,62 @@ TEST(CallCounter, ForwardsToThePolicysOwnTracker) {
 }
 
 TEST(EndpointStats, LatencyBuckets) {
-  EndpointStats e("a:1", "", {}, 1);
-  e.CallStarted();
-  e.CallFinished(0, 300'000);  // 0.3 ms -> le 0.0005
-  e.CallStarted();
-  e.CallFinished(0, 1'000'000);  // exactly 1 ms -> le 0.001
-  e.CallStarted();
-  e.CallFinished(0, 20'000'000'000);  // 20 s -> +Inf
-  EXPECT_EQ(e.latency_bucket(0), 1u);
-  EXPECT_EQ(e.latency_bucket(1), 1u);
-  EXPECT_EQ(e.latency_bucket(kLatencyBounds.size()), 1u);
-  EXPECT_EQ(e.latency_sum_ns(), 20'001'300'000u);
+  auto e = EndpointStats::Create("a:1", "", {}, 1);
+  for (int64_t ns : {int64_t{300'000},           // 0.3 ms -> le 0.0005
+                     int64_t{1'000'000},         // exactly 1 ms -> le 0.001
+                     int64_t{20'000'000'000}}) {  // 20 s -> +Inf
+    e->CountPick();
+    e->CallFinished(0, ns);
+  }
+  EXPECT_EQ(e->latency_bucket(0), 1u);
+  EXPECT_EQ(e->latency_bucket(1), 1u);
+  EXPECT_EQ(e->latency_bucket(kLatencyBounds.size()), 1u);
+  EXPECT_EQ(e->latency_sum_ns(), 20'001'300'000u);
+}
+
+// Picks are counted in per-thread cells: the totals add every thread's,
+// including threads that have exited since.
+TEST(EndpointStats, PicksFromManyThreadsAddUpAfterTheyExit) {
+  auto e = EndpointStats::Create("10.0.0.2:80", "", {}, 1);
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 5000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        auto call = CountCall(e, nullptr);
+        if (i % 2 == 0) {
+          call->Start();
+          Finish(call.get(), t == 0 ? absl::OkStatus() : absl::UnavailableError("x"));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(e->picks(), uint64_t{kThreads} * kCalls);
+  EXPECT_EQ(e->finished(0), uint64_t{kCalls} / 2);
+  EXPECT_EQ(e->finished(14), uint64_t{kThreads - 1} * kCalls / 2);
+  EXPECT_EQ(e->in_flight(), 0);
+}
+
+// A policy drops an endpoint's stats while a call picked for it still runs:
+// the call still counts, and a new endpoint that reuses the storage starts
+// from zero.
+TEST(EndpointStats, OutliveTheirOwnerUntilTheLastCallEnds) {
+  auto e = EndpointStats::Create("10.0.0.3:80", "", {}, 1);
+  EndpointStats* raw = e.get();
+  auto call = CountCall(e, nullptr);
+  call->Start();
+  e.reset();  // the policy's last reference
+  // Other endpoints come and go meanwhile (each sweeps the released ones).
+  for (int i = 0; i < 3; ++i) EndpointStats::Create("10.0.0.4:80", "", {}, 1).reset();
+  Finish(call.get(), absl::OkStatus());  // would be a use after free under ASan
+  (void)raw;
+  call.reset();
+  auto fresh = EndpointStats::Create("10.0.0.5:80", "", {}, 1);
+  EXPECT_EQ(fresh->picks(), 0u);
+  EXPECT_EQ(fresh->in_flight(), 0);
+  EXPECT_EQ(fresh->finished(0), 0u);
 }
 
 // The exposition format, strictly: every family has HELP then TYPE before
@@ -135,14 +184,14 @@ void CheckExposition(const std::string& text, std::set<std::string>* families) {
 TEST(Prometheus, StrictFormatAndDocumentedFamilies) {
   auto policy = PolicyStats::Register("lbkit_round_robin", true);
   policy->SetTarget("lbkit-static:///weird\"target\\with\nnewline");
-  auto e1 = std::make_shared<EndpointStats>("10.0.0.1:80", "r/z", std::map<std::string, std::string>{}, 1);
-  auto e2 = std::make_shared<EndpointStats>("[::1]:80", "", std::map<std::string, std::string>{}, 1);
+  auto e1 = EndpointStats::Create("10.0.0.1:80", "r/z", std::map<std::string, std::string>{}, 1);
+  auto e2 = EndpointStats::Create("[::1]:80", "", std::map<std::string, std::string>{}, 1);
   policy->SetEndpoints({e1, e2});
   auto t = CountCall(e1, nullptr);
   t->Start();
   Finish(t.get(), absl::DeadlineExceededError("slow"));
   auto ejector = PolicyStats::Register("lbkit_outlier_ejection", false);
-  auto view = std::make_shared<EndpointStats>("10.0.0.1:80", "", std::map<std::string, std::string>{}, 1);
+  auto view = EndpointStats::Create("10.0.0.1:80", "", std::map<std::string, std::string>{}, 1);
   view->SetEjected(true, 123, 1);
   ejector->SetEndpoints({view});
 
@@ -162,12 +211,31 @@ TEST(Prometheus, StrictFormatAndDocumentedFamilies) {
             std::string::npos);
 }
 
+TEST(DumpState, ShowsALatencyEstimateOnlyWhereAPolicyKeepsOne) {
+  auto policy = PolicyStats::Register("lbkit_least_request", true);
+  policy->SetTarget("estimate-test");
+  auto with = EndpointStats::Create("10.0.0.6:80", "", {}, 1);
+  auto without = EndpointStats::Create("10.0.0.7:80", "", {}, 1);
+  with->SetLatencyEstimate(2.5e6);
+  policy->SetEndpoints({with, without});
+  auto json = grpc_core::Json::Parse(DumpState());
+  ASSERT_TRUE(json.ok()) << json.status();
+  for (const auto& p : json->object_value().at("policies").array_value()) {
+    if (p.object_value().at("target").string_value() != "estimate-test") continue;
+    const auto& endpoints = p.object_value().at("endpoints").array_value();
+    ASSERT_EQ(endpoints.size(), 2u);
+    EXPECT_EQ(endpoints[0].object_value().at("latency_estimate_ms").string_value(), "2.500");
+    EXPECT_EQ(endpoints[1].object_value().at("latency_estimate_ms").type(),
+              grpc_core::Json::Type::JSON_NULL);
+  }
+}
+
 TEST(DumpState, IsJsonWithEveryEndpoint) {
   auto policy = PolicyStats::Register("lbkit_least_request", true);
   policy->SetTarget("dump-test");
   policy->SetConfigJson(R"({"choiceCount":2})");
   policy->CountResolverError("UNAVAILABLE: no file");
-  policy->SetEndpoints({std::make_shared<EndpointStats>(
+  policy->SetEndpoints({EndpointStats::Create(
       "10.9.9.9:1", "r/z/s", std::map<std::string, std::string>{{"k", "v\"q'\xc3\xa9\n"}}, 7)});
   auto json = grpc_core::Json::Parse(DumpState());
   ASSERT_TRUE(json.ok()) << json.status() << DumpState();

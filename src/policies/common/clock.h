@@ -5,7 +5,17 @@
 // request's peak EWMA). Any other engine: the steady clock.
 //
 //   const PolicyClock* clock = ClockOf(helper->GetEventEngine());  // at creation
-//   const int64_t start = NowNanos(clock);                         // on any thread
+//   const uint64_t start = CallTimerStart(clock);                  // on any thread
+//   const int64_t rtt = CallTimerElapsed(clock, start);
+//   const int64_t now = DecayNowNanos(clock);    // to decay an estimate at a pick
+//   ewma.Observe(rtt, SampleNowNanos(clock));    // to weigh a new sample
+//
+// Without an engine clock, call durations use the cycle clock and a pick's
+// decay the coarse clock (common/fast_clock.h), each a fraction of the
+// steady clock's cost. A sample's time stamp takes the steady clock: the
+// weight of a sample is 1 - exp(-dt/decay) with dt the time since the last
+// one, and at a tick's resolution every sample but the first of a tick
+// would weigh nothing. Both share CLOCK_MONOTONIC's timebase.
 
 #ifndef LBKIT_POLICIES_COMMON_CLOCK_H_
 #define LBKIT_POLICIES_COMMON_CLOCK_H_
@@ -14,6 +24,8 @@
 #include <cstdint>
 
 #include <grpc/event_engine/event_engine.h>
+
+#include "common/fast_clock.h"
 
 namespace lbkit::policies {
 
@@ -41,6 +53,29 @@ inline int64_t NowNanos(const PolicyClock* clock) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// For measuring a call: an opaque start and the nanoseconds since it.
+inline uint64_t CallTimerStart(const PolicyClock* clock) {
+  if (clock != nullptr) return static_cast<uint64_t>(clock->NowNanos());
+  return internal::CycleNow();
+}
+inline int64_t CallTimerElapsed(const PolicyClock* clock, uint64_t start) {
+  if (clock != nullptr) return clock->NowNanos() - static_cast<int64_t>(start);
+  return internal::CyclesToNanos(internal::CycleNow() - start);
+}
+
+// For decaying an estimate over seconds at a pick: a tick's resolution is
+// plenty.
+inline int64_t DecayNowNanos(const PolicyClock* clock) {
+  if (clock != nullptr) return clock->NowNanos();
+  return internal::CoarseNowNanos();
+}
+
+// For stamping a sample (once per finished call).
+inline int64_t SampleNowNanos(const PolicyClock* clock) {
+  if (clock != nullptr) return clock->NowNanos();
+  return internal::SteadyNowNanos();
 }
 
 }  // namespace lbkit::policies

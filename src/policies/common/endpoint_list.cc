@@ -64,13 +64,13 @@ namespace {
 std::shared_ptr<stats::EndpointStats> MakeEndpointStats(const grpc_core::ServerAddress& address,
                                                         const std::string& text) {
   const internal::EndpointAttributes* attrs = internal::GetEndpointAttributes(address);
-  if (attrs == nullptr) return std::make_shared<stats::EndpointStats>(text, "", std::map<std::string, std::string>{}, 1);
+  if (attrs == nullptr) return stats::EndpointStats::Create(text, "", std::map<std::string, std::string>{}, 1);
   // Istio's notation without empty trailing parts: "us-east", "us-east/a".
   const std::string locality =
       algorithms::LocalityName{attrs->locality.region, attrs->locality.zone,
                                attrs->locality.sub_zone}
           .ToString();
-  return std::make_shared<stats::EndpointStats>(text, locality, attrs->labels, attrs->weight);
+  return stats::EndpointStats::Create(text, locality, attrs->labels, attrs->weight);
 }
 
 }  // namespace
@@ -80,7 +80,7 @@ Endpoint::Endpoint(EndpointList* list, grpc_core::ServerAddress address,
     : list_(list),
       address_(std::move(address)),
       address_text_(std::move(address_text)),
-      data_(list->observer_->MakeEndpointDataLocked()),
+      data_(list->observer_->MakeEndpointDataLocked().release()),
       stats_(MakeEndpointStats(address_, address_text_)) {}
 
 Endpoint::~Endpoint() = default;

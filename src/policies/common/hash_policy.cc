@@ -29,40 +29,39 @@ using grpc_core::SubchannelInterface;
 
 }  // namespace
 
-// Bounded load's count of an endpoint's calls in flight.
-struct BoundedLoadData : public EndpointData {
+// Bounded load's count of an endpoint's calls in flight, and the policy's
+// total they also count into (kept alive by every endpoint's data).
+struct BoundedLoadData : public CallCountedData {
   static constexpr char kKind = 0;
-  BoundedLoadData() : EndpointData(&kKind) {}
-  std::atomic<int64_t> in_flight{0};
+  explicit BoundedLoadData(std::shared_ptr<std::atomic<int64_t>> total)
+      : CallCountedData(&kKind), total_in_flight(std::move(total)) {}
+  const std::shared_ptr<std::atomic<int64_t>> total_in_flight;
 };
 
 namespace {
 
 // With hashBalanceFactor, counts the call against its endpoint and the
 // policy's total from pick to end (the channel destroys the tracker exactly
-// once per picked call, however it ends).
-class BoundedLoadTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
+// once per picked call, however it ends). Hooks of the call counter
+// (call_counter.h): it lives inside the call's one tracker.
+class BoundedLoadHooks {
  public:
-  // `in_flight`: the endpoint's count, which `endpoint` keeps alive.
-  BoundedLoadTracker(RefCountedPtr<Endpoint> endpoint, std::atomic<int64_t>* in_flight,
-                     std::shared_ptr<std::atomic<int64_t>> total_in_flight)
-      : endpoint_(std::move(endpoint)),
-        in_flight_(in_flight),
-        total_in_flight_(std::move(total_in_flight)) {
-    in_flight_->fetch_add(1, std::memory_order_relaxed);
-    total_in_flight_->fetch_add(1, std::memory_order_relaxed);
+  explicit BoundedLoadHooks(BoundedLoadData* data) : data_(data) {
+    data_->CallPicked();
+    data_->total_in_flight->fetch_add(1, std::memory_order_relaxed);
   }
-  ~BoundedLoadTracker() override {
-    in_flight_->fetch_sub(1, std::memory_order_relaxed);
-    total_in_flight_->fetch_sub(1, std::memory_order_relaxed);
+  BoundedLoadHooks(BoundedLoadHooks&& other) noexcept : data_(std::exchange(other.data_, nullptr)) {}
+  BoundedLoadHooks& operator=(BoundedLoadHooks&&) = delete;
+  ~BoundedLoadHooks() {
+    if (data_ == nullptr) return;  // moved from
+    data_->total_in_flight->fetch_sub(1, std::memory_order_relaxed);
+    data_->CallEnded();  // last: it may free the data
   }
-  void Start() override {}
-  void Finish(FinishArgs) override {}
+  void Start() {}
+  void Finish(const SubchannelCallTracker::FinishArgs&) {}
 
  private:
-  RefCountedPtr<Endpoint> endpoint_;
-  std::atomic<int64_t>* const in_flight_;
-  std::shared_ptr<std::atomic<int64_t>> total_in_flight_;
+  BoundedLoadData* data_;
 };
 
 class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingCount {
@@ -86,8 +85,9 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     for (Endpoint* e : endpoints) {
       subchannels_.push_back(e->subchannel());
       endpoints_.push_back(e->Ref());
+      stats_.push_back(e->stats().get());  // kept alive by endpoints_
       // Checked once here, not on every pick.
-      in_flight_.push_back(&e->data<BoundedLoadData>().in_flight);
+      data_.push_back(&e->data<BoundedLoadData>());
     }
     if (total_in_flight_ != nullptr) bounded_.emplace(balance_factor, ready_weights);
   }
@@ -103,19 +103,17 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
     }
     if (!bounded_.has_value()) {
       return LoadBalancingPolicy::PickResult::Complete(
-          subchannels_[e], CountCall(endpoints_[e]->stats(), nullptr));
+          subchannels_[e], CountCall(stats_[e]));
     }
     const size_t c = bounded_->Choose(
         *hash, candidate_of_[e], total_in_flight_->load(std::memory_order_relaxed),
         [this](size_t c) {
-          return in_flight_[ready_[c]]->load(std::memory_order_relaxed);
+          return data_[ready_[c]]->in_flight();
         });
     e = ready_[c];
     return LoadBalancingPolicy::PickResult::Complete(
         subchannels_[e],
-        CountCall(endpoints_[e]->stats(),
-                  std::make_unique<BoundedLoadTracker>(endpoints_[e], in_flight_[e],
-                                                       total_in_flight_)));
+        CountCall(Counted(stats_[e]), BoundedLoadHooks(data_[e])));
   }
   std::optional<size_t> ServingEndpoints() const override { return ready_.size(); }
 
@@ -139,7 +137,8 @@ class HashPicker : public LoadBalancingPolicy::SubchannelPicker, public ServingC
   const std::shared_ptr<const HashLookup> lookup_;
   std::vector<RefCountedPtr<SubchannelInterface>> subchannels_;  // by endpoint index
   std::vector<RefCountedPtr<Endpoint>> endpoints_;               // by endpoint index
-  std::vector<std::atomic<int64_t>*> in_flight_;  // each endpoint's BoundedLoadData count
+  std::vector<stats::EndpointStats*> stats_;                      // by endpoint index
+  std::vector<BoundedLoadData*> data_;  // by endpoint index; kept by endpoints_
   const std::vector<uint32_t> ready_;
   std::vector<uint32_t> candidate_of_;  // endpoint index -> index in ready_
   const std::string header_;
@@ -210,7 +209,7 @@ absl::optional<uint64_t> RequestHash(const std::string& header,
 }
 
 std::unique_ptr<EndpointData> HashPolicy::MakeEndpointData() {
-  return std::make_unique<BoundedLoadData>();
+  return std::make_unique<BoundedLoadData>(total_in_flight_);
 }
 
 std::unique_ptr<LoadBalancingPolicy::SubchannelPicker> HashPolicy::MakeReadyPicker(

@@ -1,9 +1,10 @@
 // lbkit_least_request. Each pick draws choiceCount distinct READY endpoints
 // (in proportion to weight) and takes the one with the fewest calls in
-// flight, or with peakEwma the lowest EWMA round-trip time x (in flight + 1)
-// (src/algorithms/least_request.h has the exact costs). A call tracker
-// counts every call, unary or streaming, from pick to end and feeds the
-// EWMA with its duration.
+// flight, or with an EWMA of round-trip time (peakEwma, Linkerd's;
+// latencyEwma, lbkit's) the lowest latency cost (src/algorithms/
+// least_request.h has the exact costs). Hooks in the call's tracker count
+// every call, unary or streaming, from pick to end and feed the EWMA with
+// its duration.
 //
 // gRFC A48 (least_request_experimental in grpc-go/java) counts the same
 // way; gRPC C++ 1.51 has no least-request policy.
@@ -27,7 +28,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
 #include "algorithms/least_request.h"
-#include "algorithms/peak_ewma.h"
+#include "algorithms/rtt_ewma.h"
 #include "common/server_address_attributes.h"
 #include "grpc_internal/abi_guard.h"
 #include "policies/common/call_counter.h"
@@ -58,16 +59,18 @@ using grpc_core::SubchannelInterface;
 // Config
 //
 
-struct PeakEwmaConfig {
-  grpc_core::Duration decay = grpc_core::Duration::Seconds(10);
+// peakEwma's and latencyEwma's fields; only the default decay differs.
+template <int kDefaultDecayMs>
+struct EwmaConfig {
+  grpc_core::Duration decay = grpc_core::Duration::Milliseconds(kDefaultDecayMs);
   grpc_core::Duration default_rtt = grpc_core::Duration::Milliseconds(30);
 
   static const grpc_core::JsonLoaderInterface* JsonLoader(
       const grpc_core::JsonArgs&) {
     static const auto* loader =
-        grpc_core::JsonObjectLoader<PeakEwmaConfig>()
-            .OptionalField("decay", &PeakEwmaConfig::decay)
-            .OptionalField("defaultRtt", &PeakEwmaConfig::default_rtt)
+        grpc_core::JsonObjectLoader<EwmaConfig>()
+            .OptionalField("decay", &EwmaConfig::decay)
+            .OptionalField("defaultRtt", &EwmaConfig::default_rtt)
             .Finish();
     return loader;
   }
@@ -85,11 +88,15 @@ struct PeakEwmaConfig {
   }
 };
 
+using PeakEwmaConfig = EwmaConfig<10000>;    // Linkerd, Finagle: 10 s
+using LatencyEwmaConfig = EwmaConfig<1000>;  // docs/latency-aware.md: 1 s
+
 struct LeastRequestParams {
   absl::optional<HealthCheckParams> health_check;
   uint32_t choice_count = 2;
   double active_request_bias = 1.0;
   absl::optional<PeakEwmaConfig> peak_ewma;
+  absl::optional<LatencyEwmaConfig> latency_ewma;
   absl::optional<SlowStartParams> slow_start;
 
   static const grpc_core::JsonLoaderInterface* JsonLoader(
@@ -102,6 +109,7 @@ struct LeastRequestParams {
             .OptionalField("activeRequestBias",
                            &LeastRequestParams::active_request_bias)
             .OptionalField("peakEwma", &LeastRequestParams::peak_ewma)
+            .OptionalField("latencyEwma", &LeastRequestParams::latency_ewma)
             .Finish();
     return loader;
   }
@@ -119,6 +127,10 @@ struct LeastRequestParams {
     if (choice_count > algorithms::LeastRequestChooser::kMaxChoices) {
       choice_count = algorithms::LeastRequestChooser::kMaxChoices;
     }
+    if (peak_ewma.has_value() && latency_ewma.has_value()) {
+      grpc_core::ValidationErrors::ScopedField field(errors, ".latencyEwma");
+      errors->AddError("peakEwma and latencyEwma are two estimators; set one of them");
+    }
     {
       grpc_core::ValidationErrors::ScopedField field(errors,
                                                      ".activeRequestBias");
@@ -134,60 +146,72 @@ struct LeastRequestParams {
 
 // What least request keeps per endpoint. Both live as long as the endpoint,
 // across picker rebuilds and resolver updates that keep the address.
-struct LeastRequestData : public EndpointData {
+// Its call count (CallCountedData) is the calls picked for the endpoint and
+// not yet finished (unary calls and streams alike), written by pickers and
+// call trackers on any thread.
+struct LeastRequestData : public CallCountedData {
   static constexpr char kKind = 0;
-  LeastRequestData() : EndpointData(&kKind) {}
-  // Calls picked for the endpoint and not yet finished (unary calls and
-  // streams alike), written by pickers and call trackers on any thread.
-  std::atomic<int64_t> in_flight{0};
-  // The round-trip estimate calls feed with peakEwma.
-  algorithms::PeakEwma latency;
+  LeastRequestData() : CallCountedData(&kKind) {}
+  // The round-trip estimate calls feed with peakEwma or latencyEwma.
+  algorithms::RttEwma latency;
 };
 
 namespace {
 
 //
-// Call tracker
+// Call hooks
 //
 
-// Counts a call from pick to end and, with peakEwma, feeds its duration to
+// Counts a call from pick to end and, with an EWMA, feeds its duration to
 // the endpoint's estimate. The in-flight count is raised at the pick (so the
 // next pick sees it at once) and lowered when the channel destroys the
 // tracker, which it does exactly once per picked call however it ends.
-class CallTracker : public LoadBalancingPolicy::SubchannelCallTrackerInterface {
+// Lives inside the call's one tracker (call_counter.h).
+class LeastRequestHooks {
  public:
-  // `clock`: the policy's (null: the steady clock); read only with
-  // `feed_ewma` (peakEwma).
   // `data`: the endpoint's (the picker's cached pointer, already checked).
-  CallTracker(RefCountedPtr<Endpoint> endpoint, LeastRequestData* data, const PolicyClock* clock,
-              bool feed_ewma)
-      : endpoint_(std::move(endpoint)),
-        data_(*data),
-        clock_(clock),
-        feed_ewma_(feed_ewma) {}
-
-  ~CallTracker() override {
-    data_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  // `clock`: the policy's (null: the cycle and coarse clocks). `stats`:
+  // where the estimate is shown, null if it need not be.
+  LeastRequestHooks(LeastRequestData* data, const PolicyClock* clock, bool feed_ewma,
+                    stats::EndpointStats* stats)
+      : data_(data), clock_(clock), stats_(stats), feed_ewma_(feed_ewma) {
+    data_->CallPicked();
+  }
+  LeastRequestHooks(LeastRequestHooks&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)),
+        clock_(other.clock_),
+        stats_(other.stats_),
+        start_(other.start_),
+        feed_ewma_(other.feed_ewma_),
+        started_(other.started_) {}
+  LeastRequestHooks& operator=(LeastRequestHooks&&) = delete;
+  ~LeastRequestHooks() {
+    if (data_ != nullptr) data_->CallEnded();  // may free the data
   }
 
-  void Start() override {
-    if (feed_ewma_) start_ns_ = NowNanos(clock_);
+  void Start() {
+    if (!feed_ewma_) return;
+    start_ = CallTimerStart(clock_);
+    started_ = true;
   }
 
   // Only successful calls feed the estimate: a backend that fails fast must
   // not look fast and attract more traffic.
-  void Finish(FinishArgs args) override {
-    if (!feed_ewma_ || start_ns_ < 0 || !args.status.ok()) return;
-    const int64_t now = NowNanos(clock_);
-    data_.latency.Observe(static_cast<double>(now - start_ns_), now);
+  void Finish(const SubchannelCallTracker::FinishArgs& args) {
+    if (!feed_ewma_ || !started_ || !args.status.ok()) return;
+    const double estimate = data_->latency.Observe(
+        static_cast<double>(CallTimerElapsed(clock_, start_)), SampleNowNanos(clock_));
+    // The counter has not reported this call yet, so `stats_` is alive.
+    if (stats_ != nullptr) stats_->SetLatencyEstimate(estimate);
   }
 
  private:
-  RefCountedPtr<Endpoint> endpoint_;  // keeps data_
-  LeastRequestData& data_;
-  const PolicyClock* const clock_;
-  const bool feed_ewma_;
-  int64_t start_ns_ = -1;  // not started (a fake clock starts at 0)
+  LeastRequestData* data_;  // kept alive by this call's count
+  const PolicyClock* clock_;
+  stats::EndpointStats* stats_;
+  uint64_t start_ = 0;
+  bool feed_ewma_;
+  bool started_ = false;
 };
 
 //
@@ -200,44 +224,41 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
   struct Entry {
     RefCountedPtr<Endpoint> endpoint;
     RefCountedPtr<SubchannelInterface> subchannel;
-    LeastRequestData* data;  // the endpoint's, which `endpoint` keeps
+    LeastRequestData* data;        // the endpoint's, which `endpoint` keeps
+    stats::EndpointStats* stats;   // the same
   };
 
   LeastRequestPicker(std::vector<Entry> entries,
                      const std::vector<uint32_t>& weights,
-                     algorithms::LeastRequestOptions options, bool peak_ewma,
+                     algorithms::LeastRequestOptions options, bool ewma,
                      const PolicyClock* clock)
       : entries_(std::move(entries)),
         chooser_(weights, options),
-        peak_ewma_(peak_ewma),
+        ewma_(ewma),
         clock_(clock) {}
 
   LoadBalancingPolicy::PickResult Pick(
       LoadBalancingPolicy::PickArgs /*args*/) override {
-    const int64_t now = peak_ewma_ ? NowNanos(clock_) : 0;
+    const int64_t now = ewma_ ? DecayNowNanos(clock_) : 0;
     const size_t chosen = chooser_.Choose(
         [this](size_t i) {
-          return entries_[i].data->in_flight.load(
-              std::memory_order_relaxed);
+          return entries_[i].data->in_flight();
         },
         [this, now](size_t i) {
-          return peak_ewma_ ? entries_[i].data->latency.Estimate(now)
-                            : 0.0;
+          return ewma_ ? entries_[i].data->latency.Estimate(now) : 0.0;
         });
     const Entry& entry = entries_[chosen];
-    entry.data->in_flight.fetch_add(1, std::memory_order_relaxed);
+    stats::EndpointStats* counted = Counted(entry.stats);
     return LoadBalancingPolicy::PickResult::Complete(
         entry.subchannel,
-        CountCall(entry.endpoint->stats(), std::make_unique<CallTracker>(
-                                               entry.endpoint->Ref(), entry.data, clock_,
-                                               peak_ewma_)));
+        CountCall(counted, LeastRequestHooks(entry.data, clock_, ewma_, ewma_ ? counted : nullptr)));
   }
   std::optional<size_t> ServingEndpoints() const override { return entries_.size(); }
 
  private:
   const std::vector<Entry> entries_;
   const algorithms::LeastRequestChooser chooser_;
-  const bool peak_ewma_;
+  const bool ewma_;  // peakEwma or latencyEwma
   const PolicyClock* const clock_;
 };
 
@@ -274,16 +295,12 @@ class LeastRequest : public LeafPolicy {
     std::vector<uint32_t> weights;
     entries.reserve(ready.size());
     weights.reserve(ready.size());
-    const int64_t now = NowNanos(clock_);
+    const int64_t now = DecayNowNanos(clock_);
     for (Endpoint* endpoint : ready) {
-      if (params_.peak_ewma.has_value()) {
-        endpoint->data<LeastRequestData>().latency.Configure(
-            static_cast<double>(params_.peak_ewma->decay.millis()) * 1e6,
-            static_cast<double>(params_.peak_ewma->default_rtt.millis()) * 1e6,
-            now);
-      }
+      ConfigureEwma(&endpoint->data<LeastRequestData>().latency, now);
       entries.push_back(
-          {endpoint->Ref(), endpoint->subchannel(), &endpoint->data<LeastRequestData>()});
+          {endpoint->Ref(), endpoint->subchannel(), &endpoint->data<LeastRequestData>(),
+           endpoint->stats().get()});
       weights.push_back(internal::EndpointWeight(endpoint->address()));
     }
     // Slow start scales a ramping endpoint's weight, as Envoy's does: it is
@@ -299,8 +316,21 @@ class LeastRequest : public LeafPolicy {
     algorithms::LeastRequestOptions options;
     options.choice_count = static_cast<int>(params_.choice_count);
     options.active_request_bias = params_.active_request_bias;
+    options.squared_latency = params_.latency_ewma.has_value();
     return std::make_unique<LeastRequestPicker>(
-        std::move(entries), weights, options, params_.peak_ewma.has_value(), clock_);
+        std::move(entries), weights, options,
+        params_.peak_ewma.has_value() || params_.latency_ewma.has_value(), clock_);
+  }
+
+  void ConfigureEwma(algorithms::RttEwma* ewma, int64_t now) const {
+    auto ns = [](grpc_core::Duration d) { return static_cast<double>(d.millis()) * 1e6; };
+    if (params_.peak_ewma.has_value()) {
+      ewma->Configure(algorithms::RttEwma::Mode::kPeak, ns(params_.peak_ewma->decay),
+                      ns(params_.peak_ewma->default_rtt), now);
+    } else if (params_.latency_ewma.has_value()) {
+      ewma->Configure(algorithms::RttEwma::Mode::kMean, ns(params_.latency_ewma->decay),
+                      ns(params_.latency_ewma->default_rtt), now);
+    }
   }
 
   LeastRequestParams params_;

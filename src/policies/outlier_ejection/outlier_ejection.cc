@@ -245,7 +245,7 @@ struct EndpointState : public grpc_core::RefCounted<EndpointState> {
   EndpointState(std::string address_text, EventEngine* engine,
                 std::shared_ptr<grpc_core::WorkSerializer> serializer)
       : address(std::move(address_text)),
-        stats(std::make_shared<stats::EndpointStats>(address, "",
+        stats(stats::EndpointStats::Create(address, "",
                                                      std::map<std::string, std::string>{}, 1)),
         uneject_timer(engine, std::move(serializer)) {}
 

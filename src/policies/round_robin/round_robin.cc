@@ -105,7 +105,7 @@ class RoundRobinPicker : public LoadBalancingPolicy::SubchannelPicker, public Se
                               cumulative_.begin());
     }
     return LoadBalancingPolicy::PickResult::Complete(subchannels_[i],
-                                                     CountCall(stats_[i], nullptr));
+                                                     CountCall(stats_[i].get()));
   }
   std::optional<size_t> ServingEndpoints() const override { return subchannels_.size(); }
 

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +16,7 @@
 
 #include "algorithms/random.h"
 #include "gtest/gtest.h"
+#include "lbkit/stats.h"
 #include "tests/support/fake_helper.h"
 
 #include "absl/status/status.h"
@@ -42,6 +45,9 @@ TEST(LeastRequestConfig, AcceptsDefaultsAndFullConfig) {
                   .ok());
   EXPECT_TRUE(ParseConfig(kPolicy, R"({"choiceCount": 50})").ok());  // clamped
   EXPECT_TRUE(ParseConfig(kPolicy, R"({"peakEwma": {}})").ok());
+  EXPECT_TRUE(ParseConfig(kPolicy, R"({"latencyEwma": {}})").ok());
+  EXPECT_TRUE(
+      ParseConfig(kPolicy, R"({"latencyEwma": {"decay": "2.5s", "defaultRtt": "0.005s"}})").ok());
 }
 
 TEST(LeastRequestConfig, ErrorsNameEveryBadField) {
@@ -67,6 +73,12 @@ TEST(LeastRequestConfig, ErrorsNameEveryBadField) {
        "errors validating lbkit_least_request LB policy config: "
        "[field:peakEwma.decay error:must be greater than 0; "
        "field:peakEwma.defaultRtt error:Not a duration (no s suffix)]"},
+      {R"({"peakEwma": {}, "latencyEwma": {}})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:latencyEwma error:peakEwma and latencyEwma are two estimators; set one of them]"},
+      {R"({"latencyEwma": {"decay": "0s"}})",
+       "errors validating lbkit_least_request LB policy config: "
+       "[field:latencyEwma.decay error:must be greater than 0]"},
       {R"({"choiceCount": 0, "peakEwma": 3})",
        "errors validating lbkit_least_request LB policy config: "
        "[field:choiceCount error:must be at least 2; "
@@ -138,6 +150,20 @@ TEST(LeastRequestPolicy, InFlightCountsSurviveResolverUpdates) {
   EXPECT_NEAR(counts[kC] + counts[kD], 5000, 250);
 }
 
+// Picks, starts and finishes one call that takes `latency(picked)` of the
+// policy's (fake) clock; returns the endpoint picked.
+std::string CompleteOneCall(PolicyHarness& h,
+                            const std::function<std::chrono::milliseconds(const std::string&)>&
+                                latency) {
+  LoadBalancingPolicy::PickResult r;
+  const std::string picked = h.Pick(&r);
+  auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(r.result);
+  complete.subchannel_call_tracker->Start();
+  h.record().event_engine.Advance(latency(picked));
+  complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+  return picked;
+}
+
 TEST(LeastRequestPolicy, PeakEwmaAvoidsTheSlowEndpoint) {
   algorithms::SeedThreadRandom(9);
   PolicyHarness h(kPolicy);
@@ -149,17 +175,40 @@ TEST(LeastRequestPolicy, PeakEwmaAvoidsTheSlowEndpoint) {
   // One call on A that takes 50 ms of the policy's (fake) clock: A's
   // estimate jumps to 50 ms at once. B's calls take 1 ms.
   for (int i = 0; i < 40; ++i) {
-    LoadBalancingPolicy::PickResult r;
-    const std::string picked = h.Pick(&r);
-    auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(r.result);
-    complete.subchannel_call_tracker->Start();
-    h.record().event_engine.Advance(std::chrono::milliseconds(picked == kA ? 50 : 1));
-    complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+    const std::string picked = CompleteOneCall(
+        h, [](const std::string& p) { return std::chrono::milliseconds(p == kA ? 50 : 1); });
     if (picked == kA) break;
   }
   // Now B (1 ms) wins every pick while idle.
   auto counts = h.PickMany(200);
   EXPECT_EQ(counts[kB], 200);
+}
+
+// latencyEwma: endpoint A answers in 3 ms, B in 1 ms (the fake clock). Once
+// both have answered, B takes the calls while it has fewer than 8 more in
+// flight than A, where plain least request would alternate.
+TEST(LeastRequestPolicy, LatencyEwmaPrefersTheFastEndpointUnderLoad) {
+  algorithms::SeedThreadRandom(11);
+  PolicyHarness h(kPolicy);
+  // A default no higher than either: each endpoint is tried until it answers.
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB}),
+                       R"({"latencyEwma": {"decay": "1s", "defaultRtt": "0.001s"}})")
+                  .ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  std::set<std::string> answered;
+  for (int i = 0; i < 40 && answered.size() < 2; ++i) {
+    answered.insert(CompleteOneCall(
+        h, [](const std::string& p) { return std::chrono::milliseconds(p == kA ? 3 : 1); }));
+  }
+  ASSERT_EQ(answered.size(), 2u);
+  // Hold 6 calls: every one goes to B (1 * sqrt(6 + 1) < 3 * sqrt(0 + 1)).
+  std::vector<LoadBalancingPolicy::PickResult> held(6);
+  for (auto& r : held) EXPECT_EQ(h.Pick(&r), kB);
+  // The dump shows each endpoint's estimate.
+  const std::string dump = lbkit::DumpState();
+  EXPECT_NE(dump.find("\"latency_estimate_ms\":1.000"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("\"latency_estimate_ms\":3.000"), std::string::npos) << dump;
 }
 
 TEST(LeastRequestPickerStress, ConcurrentPicksKeepCountsExact) {

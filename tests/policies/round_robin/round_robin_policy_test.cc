@@ -281,8 +281,11 @@ TEST(RoundRobinPolicy, ResetBackoffReachesEverySubchannel) {
   EXPECT_EQ(h.record().Latest(kB)->backoff_resets(), 1);
 }
 
-// Many threads picking from one picker: totals stay exact (each pick takes a
-// distinct ticket). Runs under ThreadSanitizer.
+// Many threads picking from one picker at once (gRPC 1.51's channel never
+// does; a parent policy's own threads could): every pick succeeds and the
+// totals stay even to within 1% (racing picks may take the same step of the
+// rotation, algorithms/round_robin.h). A serial rotation is exact, which
+// RoundRobinPolicy tests check. Runs under ThreadSanitizer.
 TEST(RoundRobinPickerStress, ConcurrentPicksAreEvenAndRaceFree) {
   PolicyHarness h(kPolicy);
   ASSERT_TRUE(h.Update(MakeAddresses({kA, kB, kC, kD})).ok());
@@ -300,7 +303,12 @@ TEST(RoundRobinPickerStress, ConcurrentPicksAreEvenAndRaceFree) {
     for (auto& [address, n] : c) total[address] += n;
   }
   ASSERT_EQ(total.size(), 4u);
-  for (auto& [address, n] : total) EXPECT_EQ(n, kThreads * kPicks / 4) << address;
+  int sum = 0;
+  for (auto& [address, n] : total) {
+    EXPECT_NEAR(n, kThreads * kPicks / 4, kThreads * kPicks / 100) << address;
+    sum += n;
+  }
+  EXPECT_EQ(sum, kThreads * kPicks);
 }
 
 }  // namespace
