@@ -439,12 +439,15 @@ def chart(results, path):
 
 def write_outputs(results, args, write_json=True):
     os.makedirs(args.results_dir, exist_ok=True)
-    json_out = os.path.join(args.results_dir, "loopback.json")
+    json_out = os.path.join(args.results_dir, f"{args.name}.json")
     if write_json:
         with open(json_out, "w") as f:
             json.dump(results, f, indent=1)
-    chart_out = os.path.join(args.results_dir, "loopback.png")
-    chart(results, chart_out)
+    chart_out = os.path.join(args.results_dir, f"{args.name}.png")
+    if args.ab:
+        chart_out = "no chart"
+    else:
+        chart(results, chart_out)
     sys.path.insert(0, os.path.dirname(HERE))
     import render_results
     render_results.write(args.markdown_out, args.results_dir)
@@ -477,11 +480,21 @@ def main():
                         help="where loopback.json and loopback.png go")
     parser.add_argument("--markdown-out", default=os.path.join(TOP, "benchmarks", "RESULTS.md"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--name", default="loopback",
+                        help="results/NAME.json and NAME.png; RESULTS.md reads loopback and, "
+                             "for lbkit_round_robin against round_robin alone (--ab), "
+                             "round_robin_ab")
+    parser.add_argument("--ab", action="store_true",
+                        help="lbkit_round_robin against gRPC round_robin only, at c1 and c16: "
+                             "with two configurations a round is short, so the machine drifts "
+                             "less between the two (writes results/round_robin_ab.json)")
     parser.add_argument("--render-only", action="store_true",
                         help="redraw the chart and RESULTS.md from the existing JSON")
     args = parser.parse_args()
+    if args.ab:
+        args.name, args.configs, args.scenarios = "round_robin_ab", "lbkit_round_robin", "c1,c16"
     if args.render_only:
-        with open(os.path.join(args.results_dir, "loopback.json")) as f:
+        with open(os.path.join(args.results_dir, f"{args.name}.json")) as f:
             write_outputs(json.load(f), args, write_json=False)
         return
 

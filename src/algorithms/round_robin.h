@@ -28,12 +28,13 @@ namespace lbkit::algorithms {
 
 class RoundRobinCursor {
  public:
-  // `size` must be at least 1; `start` is taken modulo `size`. The policy
+  // `size` must be at least 1 and at most 2^32 - 1 (more is taken as
+  // that); `start` is taken modulo `size`. The policy
   // passes a random start so that many clients, each building a picker at
   // the same moment, do not all send their first request to the same
   // endpoint (grpc-go issue 2580).
   RoundRobinCursor(size_t size, size_t start)
-      : size_(static_cast<uint32_t>(size == 0 ? 1 : size)),
+      : size_(static_cast<uint32_t>(size == 0 ? 1 : size > UINT32_MAX ? UINT32_MAX : size)),
         inverse_(UINT64_MAX / size_ + 1),
         next_(static_cast<uint32_t>(start % size_)) {}
 

@@ -81,10 +81,10 @@ class RttEwma {
   }
 
   // Restarts the estimate at `initial_ns` when the parameters differ from
-  // the current ones; keeps what was learned otherwise.
-  void Configure(Mode mode, double decay_ns, double initial_ns, int64_t now_ns) {
+  // the current ones (and returns true); keeps what was learned otherwise.
+  bool Configure(Mode mode, double decay_ns, double initial_ns, int64_t now_ns) {
     if (configured_ && mode == mode_ && decay_ns == decay_ns_ && initial_ns == initial_ns_) {
-      return;
+      return false;
     }
     configured_ = true;
     mode_ = mode;
@@ -95,6 +95,7 @@ class RttEwma {
     initial_ns_ = initial_ns;
     estimate_ns_.store(initial_ns, std::memory_order_relaxed);
     stamp_ns_.store(now_ns, std::memory_order_relaxed);
+    return true;
   }
 
   // Returns the estimate after the sample.

@@ -1,6 +1,8 @@
 #include "common/fast_clock.h"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <mutex>
 
 #if defined(__x86_64__)
@@ -31,6 +33,36 @@ bool InvariantTsc() {
 #endif
 }
 
+#if defined(__x86_64__)
+// A steady-clock reading and the TSC at the same moment: the TSC read on
+// both sides, retried until the two are close (a preemption between them
+// would pair a time with the wrong count).
+bool PairedReading(int64_t* ns, uint64_t* tsc) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const uint64_t before = __rdtsc();
+    const int64_t t = SteadyNowNanos();
+    const uint64_t after = __rdtsc();
+    if (after > before && after - before < 20000) {  // ~10 us at 2 GHz
+      *ns = t;
+      *tsc = before + (after - before) / 2;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Nanoseconds per tick over one 2 ms window, or 0.
+double MeasureTscRate() {
+  int64_t t0, t1;
+  uint64_t c0, c1;
+  if (!PairedReading(&t0, &c0)) return 0;
+  do {
+    if (!PairedReading(&t1, &c1)) return 0;
+  } while (t1 - t0 < 2000000);
+  return c1 > c0 ? static_cast<double>(t1 - t0) / static_cast<double>(c1 - c0) : 0;
+}
+#endif
+
 }  // namespace
 
 void CalibrateCycleClock() {
@@ -38,19 +70,13 @@ void CalibrateCycleClock() {
   std::call_once(once, [] {
 #if defined(__x86_64__)
     if (InvariantTsc()) {
-      // 2 ms against the steady clock: its ~30 ns read jitter is a 2e-5
-      // error in the rate, well below what a latency histogram resolves.
-      const int64_t t0 = SteadyNowNanos();
-      const uint64_t c0 = __rdtsc();
-      int64_t t1;
-      do {
-        t1 = SteadyNowNanos();
-      } while (t1 - t0 < 2000000);
-      const uint64_t c1 = __rdtsc();
-      if (c1 > c0) {
+      double rates[3];
+      for (double& rate : rates) rate = MeasureTscRate();
+      std::sort(std::begin(rates), std::end(rates));
+      const double rate = rates[1];  // the median: one preempted window does not count
+      if (rate >= 0.05 && rate <= 20) {  // a 50 MHz to 20 GHz counter
         cycle_clock_uses_tsc.store(true, std::memory_order_relaxed);
-        cycle_ns_per_tick.store(static_cast<double>(t1 - t0) / static_cast<double>(c1 - c0),
-                                std::memory_order_release);
+        cycle_ns_per_tick.store(rate, std::memory_order_release);
         return;
       }
     }

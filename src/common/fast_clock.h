@@ -1,12 +1,13 @@
 // Clocks for the call path, cheaper than std::chrono::steady_clock (28 ns a
 // read on the project's KVM machines, whose clock source is kvm-clock):
 //
-//  - CycleNow() / CyclesToNanos(): the CPU's time-stamp counter (12 ns a
+//  - CycleNow() / CyclesBetween(): the CPU's time-stamp counter (12 ns a
 //    read), for the duration of a call. Used only where the TSC is
 //    invariant (CPUID says so); elsewhere, and on other architectures, the
 //    "cycles" are steady-clock nanoseconds. The rate is calibrated once
-//    against the steady clock (CalibrateCycleClock(), 2 ms; RegisterAll()
-//    runs it so no call pays for it).
+//    against the steady clock (CalibrateCycleClock(), three 2 ms windows,
+//    the median kept; RegisterAll() runs it so no call pays for it); a
+//    rate outside 0.05 to 20 ns a tick falls back to the steady clock.
 //  - CoarseNowNanos(): CLOCK_MONOTONIC_COARSE (4 ns a read, resolution one
 //    kernel tick, 1 to 4 ms), for decaying an estimate over seconds. It
 //    shares CLOCK_MONOTONIC's timebase, so it may be compared with
@@ -14,7 +15,7 @@
 //
 //   const uint64_t start = internal::CycleNow();
 //   ... the call ...
-//   const int64_t ns = internal::CyclesToNanos(internal::CycleNow() - start);
+//   const int64_t ns = internal::CyclesBetween(start, internal::CycleNow());
 
 #ifndef LBKIT_COMMON_FAST_CLOCK_H_
 #define LBKIT_COMMON_FAST_CLOCK_H_
@@ -48,19 +49,25 @@ inline uint64_t CycleNow() {
   return static_cast<uint64_t>(SteadyNowNanos());
 }
 
-// `cycles`: a difference of two CycleNow() readings.
-inline int64_t CyclesToNanos(uint64_t cycles) {
+// Nanoseconds from CycleNow() reading `start` to `end`; 0 if `end` is
+// earlier (the two reads may come from CPUs whose counters differ slightly).
+inline int64_t CyclesBetween(uint64_t start, uint64_t end) {
   double scale = cycle_ns_per_tick.load(std::memory_order_acquire);
   if (scale == 0) {
     CalibrateCycleClock();
     scale = cycle_ns_per_tick.load(std::memory_order_acquire);
   }
-  return static_cast<int64_t>(static_cast<double>(cycles) * scale);
+  const auto cycles = static_cast<int64_t>(end - start);
+  return cycles <= 0 ? 0 : static_cast<int64_t>(static_cast<double>(cycles) * scale);
 }
 
 inline int64_t CoarseNowNanos() {
   timespec ts;
+#if defined(CLOCK_MONOTONIC_COARSE)
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+#else
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 

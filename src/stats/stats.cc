@@ -82,10 +82,9 @@ const char* CodeName(int code) {
 //
 
 namespace internal {
-namespace {
 
 // Every thread's table, the table exited threads folded into, and the
-// endpoint stats released while calls were still counting on them.
+// slots free for reuse. Its mutex also guards the graveyard.
 struct CellRegistry {
   std::mutex mu;
   std::vector<ThreadCells*> threads;
@@ -106,21 +105,24 @@ struct PickSum {
   uint64_t abandoned = 0;
 };
 
-// Adds every table's cell for `slot`; `mu` held.
+// Adds every table's cell for `slot`; `mu` held. Every abandoned count is
+// read before any pick count (see EndpointStats::ReadCallCountsLocked).
 PickSum SumCells(CellRegistry& r, uint32_t slot) {
-  PickSum sum;
+  std::vector<const PickCell*> cells;
   auto add = [&](const ThreadCells* t) {
     const ThreadCells::Chunk* chunk =
         t->chunks[slot / ThreadCells::kChunkSlots].load(std::memory_order_acquire);
-    if (chunk == nullptr) return;
-    const PickCell& c = (*chunk)[slot % ThreadCells::kChunkSlots];
-    sum.picks += c.picks.load(std::memory_order_acquire);
-    sum.abandoned += c.abandoned.load(std::memory_order_acquire);
+    if (chunk != nullptr) cells.push_back(&(*chunk)[slot % ThreadCells::kChunkSlots]);
   };
-  add(&r.exited);
   for (const ThreadCells* t : r.threads) add(t);
+  add(&r.exited);
+  PickSum sum;
+  for (const PickCell* c : cells) sum.abandoned += c->abandoned.load(std::memory_order_acquire);
+  for (const PickCell* c : cells) sum.picks += c->picks.load(std::memory_order_acquire);
   return sum;
 }
+
+namespace {
 
 // Folds a thread's counts into the shared table when it exits, so that
 // they outlive it; later counts on this thread go to the shared table.
@@ -194,11 +196,15 @@ struct Graveyard {
     std::vector<EndpointStats*>& dead = Dead();
     for (size_t i = 0; i < dead.size();) {
       EndpointStats* e = dead[i];
-      const internal::PickSum sum = internal::SumCells(r, e->slot_);
-      uint64_t done = sum.abandoned;
-      for (int c = 0; c < kNumStatusCodes; ++c) done += e->finished_[c].load(std::memory_order_acquire);
-      if (done != sum.picks) {
+      const EndpointStats::CallCounts counts = e->ReadCallCountsLocked(r);
+      if (counts.in_flight != 0) {
         ++i;
+        continue;
+      }
+      if (e->slot_ == internal::ThreadCells::kNoSlot) {
+        delete e;
+        dead[i] = dead.back();
+        dead.pop_back();
         continue;
       }
       auto zero = [&](internal::ThreadCells* t) {
@@ -237,16 +243,13 @@ std::shared_ptr<EndpointStats> EndpointStats::Create(std::string address, std::s
     if (!r.free_slots.empty()) {
       slot = r.free_slots.back();
       r.free_slots.pop_back();
-    } else {
+    } else if (r.next_slot < internal::ThreadCells::kNoSlot) {
       slot = r.next_slot++;
+    } else {
+      // Past 262,144 alive at once, an endpoint's stats count in their own
+      // cell, with atomic adds, instead of per thread.
+      slot = internal::ThreadCells::kNoSlot;
     }
-  }
-  // Past 262,144 live endpoint stats (a leak elsewhere, in practice) the
-  // process stops rather than count into another endpoint's cells.
-  if (slot >= internal::ThreadCells::kChunkSlots * internal::ThreadCells::kMaxChunks) {
-    gpr_log(GPR_ERROR, "lbkit: more than %zu endpoint stats alive at once",
-            internal::ThreadCells::kChunkSlots * internal::ThreadCells::kMaxChunks);
-    abort();
   }
   return std::shared_ptr<EndpointStats>(
       new EndpointStats(Key(), slot, std::move(address), std::move(locality), std::move(labels),
@@ -254,20 +257,47 @@ std::shared_ptr<EndpointStats> EndpointStats::Create(std::string address, std::s
       [](EndpointStats* e) { Graveyard::Bury(e); });
 }
 
-uint64_t EndpointStats::picks() const {
-  internal::CellRegistry& r = internal::Cells();
-  std::lock_guard<std::mutex> lock(r.mu);
-  return internal::SumCells(r, slot_).picks;
+// The finished and abandoned counts are read before the picks: every call
+// counted in them was picked before, so the picks read after are at least
+// their sum and in flight is never negative.
+EndpointStats::CallCounts EndpointStats::ReadCallCountsLocked(internal::CellRegistry& r) const {
+  CallCounts counts;
+  uint64_t done = 0;
+  for (int c = 0; c < kNumStatusCodes; ++c) {
+    counts.finished[c] = finished_[c].load(std::memory_order_acquire);
+    done += counts.finished[c];
+  }
+  internal::PickSum sum;
+  if (slot_ == internal::ThreadCells::kNoSlot) {
+    sum.abandoned = overflow_.abandoned.load(std::memory_order_acquire);
+    sum.picks = overflow_.picks.load(std::memory_order_acquire);
+  } else {
+    sum = internal::SumCells(r, slot_);
+  }
+  counts.picks = sum.picks;
+  counts.in_flight = static_cast<int64_t>(sum.picks - sum.abandoned - done);
+  return counts;
 }
 
-int64_t EndpointStats::in_flight() const {
+EndpointStats::CallCounts EndpointStats::ReadCallCounts() const {
   internal::CellRegistry& r = internal::Cells();
   std::lock_guard<std::mutex> lock(r.mu);
-  const internal::PickSum sum = internal::SumCells(r, slot_);
-  int64_t in_flight = static_cast<int64_t>(sum.picks - sum.abandoned);
-  for (int c = 0; c < kNumStatusCodes; ++c) in_flight -= static_cast<int64_t>(finished(c));
-  // Read one counter after another while calls finish: never below 0.
-  return std::max<int64_t>(0, in_flight);
+  return ReadCallCountsLocked(r);
+}
+
+uint64_t EndpointStats::picks() const { return ReadCallCounts().picks; }
+int64_t EndpointStats::in_flight() const { return ReadCallCounts().in_flight; }
+
+void SweepReleasedEndpointStats() {
+  internal::CellRegistry& r = internal::Cells();
+  std::lock_guard<std::mutex> lock(r.mu);
+  Graveyard::Sweep(r);
+}
+
+size_t ReleasedEndpointStatsForTesting() {
+  internal::CellRegistry& r = internal::Cells();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return Graveyard::Dead().size();
 }
 
 // The status code is counted last, with release: it ends the call's use
@@ -449,16 +479,21 @@ void RegisterSection(std::string name, std::function<std::string()> json,
 }
 
 std::string DumpJson() {
+  SweepReleasedEndpointStats();
   std::vector<std::string> policies;
   for (const PolicyStats::Snapshot& p : PolicyStats::ReadAll()) {
     std::vector<std::string> endpoints;
     for (const auto& e : p.endpoints) {
       std::vector<std::string> labels, codes, buckets;
       for (const auto& [k, v] : e->labels()) labels.push_back(JsonString(k) + ":" + JsonString(v));
+      // One read, so that picks >= finished + in flight in what is shown.
+      const EndpointStats::CallCounts counts = e->ReadCallCounts();
       uint64_t finished = 0;
       for (int c = 0; c < kNumStatusCodes; ++c) {
-        if (e->finished(c) > 0) codes.push_back(absl::StrCat(JsonString(CodeName(c)), ":", e->finished(c)));
-        finished += e->finished(c);
+        if (counts.finished[c] > 0) {
+          codes.push_back(absl::StrCat(JsonString(CodeName(c)), ":", counts.finished[c]));
+        }
+        finished += counts.finished[c];
       }
       for (size_t b = 0; b <= kLatencyBounds.size(); ++b) buckets.push_back(absl::StrCat(e->latency_bucket(b)));
       std::string ejected = "null";
@@ -471,7 +506,7 @@ std::string DumpJson() {
           ",\"labels\":{", absl::StrJoin(labels, ","), "},\"weight\":", e->weight(),
           ",\"state\":", JsonString(ConnectivityName(e->connectivity())),
           ",\"health\":", JsonString(HealthName(e->health())), ",\"ejected\":", ejected,
-          ",\"picks\":", e->picks(), ",\"in_flight\":", e->in_flight(),
+          ",\"picks\":", counts.picks, ",\"in_flight\":", counts.in_flight,
           ",\"finished\":", finished, ",\"latency_estimate_ms\":",
           e->latency_estimate_ns() < 0 ? std::string("null")
                                        : absl::StrFormat("%.3f", e->latency_estimate_ns() * 1e-6),
@@ -500,6 +535,7 @@ std::string DumpJson() {
 }
 
 std::string Prometheus() {
+  SweepReleasedEndpointStats();
   const std::vector<PolicyStats::Snapshot> all = PolicyStats::ReadAll();
   std::string out;
   // Call counts come from leaf policies; ejections from the wrapper that

@@ -62,9 +62,13 @@ struct PickCell {
   std::atomic<uint64_t> abandoned{0};  // picks whose call never finished
 };
 
+struct CellRegistry;
+
 struct ThreadCells {
   static constexpr size_t kChunkSlots = 256;
-  static constexpr size_t kMaxChunks = 1024;  // 262,144 endpoint stats alive at once
+  // 262,144 endpoint stats alive at once; more count in their own cell.
+  static constexpr size_t kMaxChunks = 1024;
+  static constexpr uint32_t kNoSlot = kChunkSlots * kMaxChunks;
   using Chunk = std::array<PickCell, kChunkSlots>;
   std::array<std::atomic<Chunk*>, kMaxChunks> chunks{};
   bool shared = false;  // the table of exited threads: atomic adds
@@ -75,18 +79,21 @@ inline thread_local ThreadCells* tls_cells = nullptr;
 ThreadCells* RegisterThreadCells();
 PickCell& CellSlow(ThreadCells* cells, uint32_t slot);
 
+// Release either way: the graveyard reads the counts with acquire before
+// it frees an endpoint's stats, which must follow the count's last touch.
 inline void AddToCell(ThreadCells* cells, std::atomic<uint64_t>& counter) {
   if (cells->shared) {
-    counter.fetch_add(1, std::memory_order_relaxed);
+    counter.fetch_add(1, std::memory_order_release);
   } else {
     // Only this thread writes this cell.
     counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 }
 
+// Acquire: the shared table's chunks are published by other threads.
 inline PickCell& Cell(ThreadCells* cells, uint32_t slot) {
   ThreadCells::Chunk* chunk =
-      cells->chunks[slot / ThreadCells::kChunkSlots].load(std::memory_order_relaxed);
+      cells->chunks[slot / ThreadCells::kChunkSlots].load(std::memory_order_acquire);
   if (chunk == nullptr) return CellSlow(cells, slot);
   return (*chunk)[slot % ThreadCells::kChunkSlots];
 }
@@ -100,7 +107,8 @@ inline PickCell& Cell(ThreadCells* cells, uint32_t slot) {
 // object at once. A call tracker holds only a raw pointer (a shared_ptr
 // copy per call was two locked instructions); the released object waits
 // until every call picked for it has finished or been abandoned, and is
-// freed by the next Create() or dump after that.
+// freed by the next Create(), release, DumpState() or PrometheusText()
+// after that.
 class EndpointStats {
  public:
   static std::shared_ptr<EndpointStats> Create(std::string address, std::string locality,
@@ -134,6 +142,15 @@ class EndpointStats {
   uint64_t picks() const;
   // Calls picked and not yet finished or abandoned.
   int64_t in_flight() const;
+  // The call counts read together, so that picks >= finished + in flight.
+  struct CallCounts {
+    uint64_t picks = 0;
+    int64_t in_flight = 0;
+    std::array<uint64_t, kNumStatusCodes> finished{};
+  };
+  CallCounts ReadCallCounts() const;
+  // The same with the cell registry's mutex held.
+  CallCounts ReadCallCountsLocked(internal::CellRegistry& r) const;
   uint64_t finished(int code) const { return finished_[code].load(std::memory_order_relaxed); }
   uint64_t latency_bucket(size_t i) const { return latency_[i].load(std::memory_order_relaxed); }
   uint64_t latency_sum_ns() const { return latency_sum_ns_.load(std::memory_order_relaxed); }
@@ -152,7 +169,7 @@ class EndpointStats {
   // objects would be freed with calls still counting on them).
   class Key {
     friend class EndpointStats;
-    Key() = default;
+    Key() {}  // user-provided: Key{} is no aggregate, so only EndpointStats makes one
   };
   EndpointStats(Key, uint32_t slot, std::string address, std::string locality,
                 std::map<std::string, std::string> labels, uint32_t weight)
@@ -166,14 +183,16 @@ class EndpointStats {
   friend struct Graveyard;
 
   void Count(std::atomic<uint64_t> internal::PickCell::*counter) {
+    if (slot_ == internal::ThreadCells::kNoSlot) {
+      (overflow_.*counter).fetch_add(1, std::memory_order_release);
+      return;
+    }
     internal::ThreadCells* cells = internal::tls_cells;
     if (cells == nullptr) cells = internal::RegisterThreadCells();
     internal::AddToCell(cells, internal::Cell(cells, slot_).*counter);
   }
-  // Every call picked has finished or been abandoned.
-  bool Quiescent() const;
 
-  const uint32_t slot_;  // its cells in every thread's table
+  const uint32_t slot_;  // its cells in every thread's table, or kNoSlot
   const std::string address_;
   const std::string locality_;
   const std::map<std::string, std::string> labels_;
@@ -184,6 +203,7 @@ class EndpointStats {
   std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_{};
   std::atomic<uint64_t> latency_sum_ns_{0};
   alignas(64) std::atomic<double> latency_estimate_ns_{-1};
+  internal::PickCell overflow_;  // the counts of a kNoSlot endpoint
 
   std::atomic<int> connectivity_{GRPC_CHANNEL_CONNECTING};
   std::atomic<int> health_{static_cast<int>(Health::kNotChecked)};
@@ -265,6 +285,12 @@ void SetEnabled(bool enabled);
 // replaces it.
 void RegisterSection(std::string name, std::function<std::string()> json,
                      std::function<std::string()> prometheus);
+
+// Frees the endpoint stats whose last call has ended since they were
+// released (each Create() and release does too).
+void SweepReleasedEndpointStats();
+// How many released endpoint stats still wait for calls (tests).
+size_t ReleasedEndpointStatsForTesting();
 
 // The JSON of DumpState() and the text of PrometheusText().
 std::string DumpJson();

@@ -116,20 +116,38 @@ TEST(EndpointStats, PicksFromManyThreadsAddUpAfterTheyExit) {
 // the call still counts, and a new endpoint that reuses the storage starts
 // from zero.
 TEST(EndpointStats, OutliveTheirOwnerUntilTheLastCallEnds) {
+  SweepReleasedEndpointStats();
+  const size_t waiting = ReleasedEndpointStatsForTesting();
   auto e = EndpointStats::Create("10.0.0.3:80", "", {}, 1);
-  EndpointStats* raw = e.get();
   auto call = CountCall(e, nullptr);
   call->Start();
-  e.reset();  // the policy's last reference
+  e.reset();  // the policy's last reference: the call still counts on it
+  EXPECT_EQ(ReleasedEndpointStatsForTesting(), waiting + 1);
   // Other endpoints come and go meanwhile (each sweeps the released ones).
   for (int i = 0; i < 3; ++i) EndpointStats::Create("10.0.0.4:80", "", {}, 1).reset();
-  Finish(call.get(), absl::OkStatus());  // would be a use after free under ASan
-  (void)raw;
+  EXPECT_EQ(ReleasedEndpointStatsForTesting(), waiting + 1);
+  Finish(call.get(), absl::OkStatus());  // a use after free under ASan if it were gone
   call.reset();
+  SweepReleasedEndpointStats();
+  EXPECT_EQ(ReleasedEndpointStatsForTesting(), waiting);
+  // Its slot is reused from zero: every thread's cells were cleared.
   auto fresh = EndpointStats::Create("10.0.0.5:80", "", {}, 1);
   EXPECT_EQ(fresh->picks(), 0u);
   EXPECT_EQ(fresh->in_flight(), 0);
   EXPECT_EQ(fresh->finished(0), 0u);
+}
+
+// A call the channel drops without finishing also releases the stats.
+TEST(EndpointStats, AnAbandonedCallAlsoLetsThemGo) {
+  SweepReleasedEndpointStats();
+  const size_t waiting = ReleasedEndpointStatsForTesting();
+  auto e = EndpointStats::Create("10.0.0.8:80", "", {}, 1);
+  auto call = CountCall(e, nullptr);
+  e.reset();
+  EXPECT_EQ(ReleasedEndpointStatsForTesting(), waiting + 1);
+  call.reset();
+  SweepReleasedEndpointStats();
+  EXPECT_EQ(ReleasedEndpointStatsForTesting(), waiting);
 }
 
 // The exposition format, strictly: every family has HELP then TYPE before

@@ -121,7 +121,7 @@ class CountedCall final : public SubchannelCallTracker {
     if (stats_ == nullptr || !started_) return;
     finished_ = true;
     stats_->CallFinished(static_cast<int>(args.status.code()),
-                         lbkit::internal::CyclesToNanos(lbkit::internal::CycleNow() - start_cycles_));
+                         lbkit::internal::CyclesBetween(start_cycles_, lbkit::internal::CycleNow()));
   }
 
   static void* operator new(size_t size) { return PoolAllocate(size); }

@@ -62,7 +62,7 @@ inline uint64_t CallTimerStart(const PolicyClock* clock) {
 }
 inline int64_t CallTimerElapsed(const PolicyClock* clock, uint64_t start) {
   if (clock != nullptr) return clock->NowNanos() - static_cast<int64_t>(start);
-  return internal::CyclesToNanos(internal::CycleNow() - start);
+  return internal::CyclesBetween(start, internal::CycleNow());
 }
 
 // For decaying an estimate over seconds at a pick: a tick's resolution is

@@ -297,7 +297,7 @@ class LeastRequest : public LeafPolicy {
     weights.reserve(ready.size());
     const int64_t now = DecayNowNanos(clock_);
     for (Endpoint* endpoint : ready) {
-      ConfigureEwma(&endpoint->data<LeastRequestData>().latency, now);
+      ConfigureEwma(endpoint, now);
       entries.push_back(
           {endpoint->Ref(), endpoint->subchannel(), &endpoint->data<LeastRequestData>(),
            endpoint->stats().get()});
@@ -322,15 +322,22 @@ class LeastRequest : public LeafPolicy {
         params_.peak_ewma.has_value() || params_.latency_ewma.has_value(), clock_);
   }
 
-  void ConfigureEwma(algorithms::RttEwma* ewma, int64_t now) const {
+  // Sets the endpoint's estimator from the config. The dump's estimate is
+  // cleared when there is none, or when it starts again, so that it never
+  // shows a number the policy no longer routes by.
+  void ConfigureEwma(Endpoint* endpoint, int64_t now) const {
     auto ns = [](grpc_core::Duration d) { return static_cast<double>(d.millis()) * 1e6; };
+    algorithms::RttEwma& ewma = endpoint->data<LeastRequestData>().latency;
+    bool restarted = true;
     if (params_.peak_ewma.has_value()) {
-      ewma->Configure(algorithms::RttEwma::Mode::kPeak, ns(params_.peak_ewma->decay),
-                      ns(params_.peak_ewma->default_rtt), now);
+      restarted = ewma.Configure(algorithms::RttEwma::Mode::kPeak, ns(params_.peak_ewma->decay),
+                                 ns(params_.peak_ewma->default_rtt), now);
     } else if (params_.latency_ewma.has_value()) {
-      ewma->Configure(algorithms::RttEwma::Mode::kMean, ns(params_.latency_ewma->decay),
-                      ns(params_.latency_ewma->default_rtt), now);
+      restarted = ewma.Configure(algorithms::RttEwma::Mode::kMean,
+                                 ns(params_.latency_ewma->decay),
+                                 ns(params_.latency_ewma->default_rtt), now);
     }
+    if (restarted) endpoint->stats()->SetLatencyEstimate(-1);
   }
 
   LeastRequestParams params_;

@@ -211,6 +211,31 @@ TEST(LeastRequestPolicy, LatencyEwmaPrefersTheFastEndpointUnderLoad) {
   EXPECT_NE(dump.find("\"latency_estimate_ms\":3.000"), std::string::npos) << dump;
 }
 
+// A call held while its endpoint leaves the policy: the endpoint's data
+// (in-flight count and estimate) lives until that call ends, and is freed
+// then. AddressSanitizer reports a use after free, LeakSanitizer a leak,
+// if either goes wrong.
+TEST(LeastRequestPolicy, ARemovedEndpointsDataLastsUntilItsLastCallEnds) {
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB}), R"({"latencyEwma": {}})").ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  LoadBalancingPolicy::PickResult held;
+  const std::string picked = h.Pick(&held);
+  ASSERT_TRUE(picked == kA || picked == kB);
+  auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(held.result);
+  complete.subchannel_call_tracker->Start();
+  ASSERT_TRUE(h.Update(MakeAddresses({kC, kD}), R"({"latencyEwma": {}})").ok());
+  h.SetState(kC, GRPC_CHANNEL_READY);
+  h.SetState(kD, GRPC_CHANNEL_READY);
+  auto counts = h.PickMany(100);
+  EXPECT_EQ(counts[kC] + counts[kD], 100);
+  h.record().event_engine.Advance(std::chrono::milliseconds(2));
+  complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+  held = LoadBalancingPolicy::PickResult();  // the last reference to the old data goes
+  EXPECT_EQ(h.PickMany(100).size(), 2u);
+}
+
 TEST(LeastRequestPickerStress, ConcurrentPicksKeepCountsExact) {
   PolicyHarness h(kPolicy);
   ASSERT_TRUE(h.Update(MakeAddresses({kA, kB, kC, kD})).ok());
