@@ -10,6 +10,8 @@
 //    and every later one blends in, slower or faster, with weight
 //    max(1 - exp(-dt / decay), 1/20): a mean with no peak rule that follows
 //    a busy endpoint's last ~20 calls and a quiet one's last decay period.
+//    Until the first sample the default is a placeholder, and the policy
+//    probes the endpoint instead of comparing it (Seeded()).
 //
 //  Both: Estimate(now) = estimate * exp(-(now - stamp) / decay), tower's
 //  cost() observing 0 without writing it back (decay factors compose, so
@@ -116,6 +118,18 @@ class RttEwma {
     } while (!estimate_ns_.compare_exchange_weak(estimate, updated, std::memory_order_relaxed));
     stamp_ns_.store(now_ns, std::memory_order_relaxed);
     return updated;
+  }
+
+  // Whether a sample has set the estimate (kMean; kPeak always is).
+  bool Seeded() const { return seeded_.load(std::memory_order_relaxed); }
+
+  // A call that failed: no sample (a backend that fails fast must not look
+  // fast), but an unseeded kMean estimate keeps its default from now on,
+  // so that a failing endpoint is not probed again and again.
+  void ObserveFailure(int64_t now_ns) {
+    if (seeded_.load(std::memory_order_relaxed)) return;
+    stamp_ns_.store(now_ns, std::memory_order_relaxed);
+    seeded_.store(true, std::memory_order_relaxed);
   }
 
   // At least 1 ns: after ~745 idle decay periods the product would

@@ -183,6 +183,20 @@ TEST(RttEwma, MeanStartsFromTheFirstSampleAndBlendsBothWays) {
   EXPECT_NEAR(slow.Estimate(20 * 1000000), 3e6 - 2e6 * std::pow(0.95, 20), 1e3);
 }
 
+// kMean's default is a placeholder until a sample or a failed call; kPeak's
+// (tower's) is an estimate from the start.
+TEST(RttEwma, SeededByASampleOrAFailure) {
+  RttEwma mean(kMean, 1e9, 30e6, 0);
+  EXPECT_FALSE(mean.Seeded());
+  mean.ObserveFailure(10);
+  EXPECT_TRUE(mean.Seeded());
+  EXPECT_DOUBLE_EQ(mean.Estimate(10), 30e6);  // a failure keeps the default
+  RttEwma sampled(kMean, 1e9, 30e6, 0);
+  sampled.Observe(2e6, 10);
+  EXPECT_TRUE(sampled.Seeded());
+  EXPECT_TRUE(RttEwma(kPeak, 1e9, 30e6, 0).Seeded());
+}
+
 TEST(RttEwma, EstimateNeverReachesZero) {
   for (RttEwma::Mode mode : {kPeak, kMean}) {
     RttEwma ewma(mode, 1e9, 30e6, 0);

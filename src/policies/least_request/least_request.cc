@@ -198,7 +198,11 @@ class LeastRequestHooks {
   // Only successful calls feed the estimate: a backend that fails fast must
   // not look fast and attract more traffic.
   void Finish(const SubchannelCallTracker::FinishArgs& args) {
-    if (!feed_ewma_ || !started_ || !args.status.ok()) return;
+    if (!feed_ewma_ || !started_) return;
+    if (!args.status.ok()) {
+      data_->latency.ObserveFailure(SampleNowNanos(clock_));
+      return;
+    }
     const double estimate = data_->latency.Observe(
         static_cast<double>(CallTimerElapsed(clock_, start_)), SampleNowNanos(clock_));
     // The counter has not reported this call yet, so `stats_` is alive.
@@ -244,9 +248,7 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
         [this](size_t i) {
           return entries_[i].data->in_flight();
         },
-        [this, now](size_t i) {
-          return ewma_ ? entries_[i].data->latency.Estimate(now) : 0.0;
-        });
+        [this, now](size_t i) { return EstimateOf(*entries_[i].data, now); });
     const Entry& entry = entries_[chosen];
     stats::EndpointStats* counted = Counted(entry.stats);
     return LoadBalancingPolicy::PickResult::Complete(
@@ -256,6 +258,18 @@ class LeastRequestPicker : public LoadBalancingPolicy::SubchannelPicker,
   std::optional<size_t> ServingEndpoints() const override { return entries_.size(); }
 
  private:
+  // The latency an endpoint is compared by (0: not at all, in-flight count
+  // only). latencyEwma probes an endpoint it has no sample of: idle, it
+  // costs nothing and takes the next call it is drawn for; with that call
+  // in flight, its default. Compared by its default alone, a new endpoint
+  // would wait for that default to decay below the others' estimates (4-6
+  // decay periods) before its first call.
+  double EstimateOf(const LeastRequestData& data, int64_t now) const {
+    if (!ewma_) return 0.0;
+    if (!data.latency.Seeded() && data.in_flight() == 0) return 0.0;
+    return data.latency.Estimate(now);
+  }
+
   const std::vector<Entry> entries_;
   const algorithms::LeastRequestChooser chooser_;
   const bool ewma_;  // peakEwma or latencyEwma

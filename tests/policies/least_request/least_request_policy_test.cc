@@ -211,6 +211,38 @@ TEST(LeastRequestPolicy, LatencyEwmaPrefersTheFastEndpointUnderLoad) {
   EXPECT_NE(dump.find("\"latency_estimate_ms\":3.000"), std::string::npos) << dump;
 }
 
+// latencyEwma with its 30 ms default: A has answered in 1 ms; B joins. B
+// is probed (one call while idle) instead of waiting for its 30 ms default
+// to decay below A's 1 ms, and then competes by its own answers.
+TEST(LeastRequestPolicy, LatencyEwmaProbesAnEndpointItHasNoSampleOf) {
+  algorithms::SeedThreadRandom(13);
+  PolicyHarness h(kPolicy);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA}), R"({"latencyEwma": {}})").ok());
+  h.SetState(kA, GRPC_CHANNEL_READY);
+  EXPECT_EQ(CompleteOneCall(h, [](const std::string&) { return std::chrono::milliseconds(1); }),
+            kA);
+  ASSERT_TRUE(h.Update(MakeAddresses({kA, kB}), R"({"latencyEwma": {}})").ok());
+  h.SetState(kB, GRPC_CHANNEL_READY);
+  // The first pick probes B; while that call runs, B costs its default and A
+  // takes the rest.
+  LoadBalancingPolicy::PickResult probe;
+  EXPECT_EQ(h.Pick(&probe), kB);
+  auto counts = h.PickMany(20);
+  EXPECT_EQ(counts[kA], 20);
+  // B answers in 1 ms too: from then on the two share the calls.
+  auto& complete = absl::get<LoadBalancingPolicy::PickResult::Complete>(probe.result);
+  complete.subchannel_call_tracker->Start();
+  h.record().event_engine.Advance(std::chrono::milliseconds(1));
+  complete.subchannel_call_tracker->Finish({absl::OkStatus(), nullptr, nullptr});
+  probe = LoadBalancingPolicy::PickResult();
+  std::map<std::string, int> shared;
+  for (int i = 0; i < 200; ++i) {
+    ++shared[CompleteOneCall(h, [](const std::string&) { return std::chrono::milliseconds(1); })];
+  }
+  EXPECT_GT(shared[kB], 50);
+  EXPECT_GT(shared[kA], 50);
+}
+
 // A call held while its endpoint leaves the policy: the endpoint's data
 // (in-flight count and estimate) lives until that call ends, and is freed
 // then. AddressSanitizer reports a use after free, LeakSanitizer a leak,
