@@ -21,6 +21,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "common/fast_clock.h"
 #include "grpc_internal/abi_guard.h"
 #include "src/core/lib/load_balancing/lb_policy.h"
