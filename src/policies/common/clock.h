@@ -20,7 +20,6 @@
 #ifndef LBKIT_POLICIES_COMMON_CLOCK_H_
 #define LBKIT_POLICIES_COMMON_CLOCK_H_
 
-#include <chrono>
 #include <cstdint>
 
 #include <grpc/event_engine/event_engine.h>
@@ -46,13 +45,6 @@ class PolicyClock {
 inline const PolicyClock* ClockOf(grpc_event_engine::experimental::EventEngine* engine) {
   const auto* clock = dynamic_cast<const PolicyClock*>(engine);
   return clock != nullptr && clock->UseAsPolicyClock() ? clock : nullptr;
-}
-
-inline int64_t NowNanos(const PolicyClock* clock) {
-  if (clock != nullptr) return clock->NowNanos();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 // For measuring a call: an opaque start and the nanoseconds since it.
